@@ -1,0 +1,17 @@
+"""Registers the ``memory`` backends with spectra."""
+
+from __future__ import annotations
+
+from spectra_core import Register, hookimpl
+
+from ._store import InMemorySessionStore, MemoryStoreOptions
+
+
+@hookimpl
+def spectra_register_session_stores(register: Register) -> None:
+    register(
+        "memory",
+        InMemorySessionStore.from_options,
+        MemoryStoreOptions,
+        description="Sessions in process memory, lost on restart.",
+    )

@@ -1,0 +1,403 @@
+"""The session data model: content blocks, messages, entries and the session itself.
+
+Entries are frozen; a :class:`Session` is the mutable aggregate that a
+:class:`~spectra_core.SessionManager` appends to and a store persists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, ClassVar, TypeAlias
+
+import attrs
+
+from .errors import EntryNotFound
+
+__all__ = [
+    "AssistantContent",
+    "AssistantMessage",
+    "AuditEntry",
+    "CompactionEntry",
+    "ContentBlock",
+    "CustomEntry",
+    "CustomMessageEntry",
+    "Entry",
+    "ForkOrigin",
+    "ImageContent",
+    "LabelEntry",
+    "Message",
+    "MessageEntry",
+    "ModelChangeEntry",
+    "ModelRef",
+    "OpaqueEntry",
+    "PartialLoad",
+    "Session",
+    "SessionConfig",
+    "TextContent",
+    "ThinkingContent",
+    "ToolCall",
+    "ToolResultMessage",
+    "Usage",
+    "UserContent",
+    "UserMessage",
+]
+
+
+# --- content blocks -------------------------------------------------------------------
+
+
+@attrs.frozen
+class TextContent:
+    """Plain text."""
+
+    text: str
+    type: ClassVar[str] = "text"
+
+
+@attrs.frozen
+class ThinkingContent:
+    """Model reasoning, kept for display and provenance."""
+
+    thinking: str
+    signature: str | None = None
+    type: ClassVar[str] = "thinking"
+
+
+@attrs.frozen
+class ToolCall:
+    """A request from the model to run tool ``name`` with ``arguments``."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any] = attrs.field(factory=dict)
+    type: ClassVar[str] = "tool_call"
+
+
+@attrs.frozen
+class ImageContent:
+    """An image, base64-encoded in ``data``."""
+
+    data: str
+    mime_type: str
+    type: ClassVar[str] = "image"
+
+
+ContentBlock: TypeAlias = TextContent | ThinkingContent | ToolCall | ImageContent
+UserContent: TypeAlias = TextContent | ImageContent
+AssistantContent: TypeAlias = TextContent | ThinkingContent | ToolCall
+
+
+def _blocks(value: str | Iterable[Any]) -> tuple[Any, ...]:
+    """Accept a plain string as one text block, and any iterable of blocks as a tuple."""
+    if isinstance(value, str):
+        return (TextContent(value),)
+    return tuple(value)
+
+
+# --- messages -------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Usage:
+    """Token counts reported by the provider for one assistant message."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@attrs.frozen
+class UserMessage:
+    """What the user said; ``UserMessage("hi")`` is one text block."""
+
+    content: tuple[UserContent, ...] = attrs.field(converter=_blocks)
+    role: ClassVar[str] = "user"
+
+    @property
+    def text(self) -> str:
+        return "".join(b.text for b in self.content if isinstance(b, TextContent))
+
+
+@attrs.frozen
+class AssistantMessage:
+    """What the model answered, with its tool calls, usage and why it stopped."""
+
+    content: tuple[AssistantContent, ...] = attrs.field(converter=_blocks)
+    model: str | None = None
+    provider: str | None = None
+    usage: Usage | None = None
+    stop_reason: str | None = None
+    error_message: str | None = None
+    role: ClassVar[str] = "assistant"
+
+    @property
+    def text(self) -> str:
+        return "".join(b.text for b in self.content if isinstance(b, TextContent))
+
+    @property
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        return tuple(b for b in self.content if isinstance(b, ToolCall))
+
+
+@attrs.frozen
+class ToolResultMessage:
+    """The result of one tool call, sent back to the model."""
+
+    tool_call_id: str
+    tool_name: str
+    content: tuple[UserContent, ...] = attrs.field(converter=_blocks)
+    is_error: bool = False
+    role: ClassVar[str] = "tool_result"
+
+    @property
+    def text(self) -> str:
+        return "".join(b.text for b in self.content if isinstance(b, TextContent))
+
+
+Message: TypeAlias = UserMessage | AssistantMessage | ToolResultMessage
+
+
+# --- session configuration ------------------------------------------------------------
+
+
+@attrs.frozen
+class ModelRef:
+    """Which model to call: its id, and the provider backend that serves it."""
+
+    id: str
+    provider: str | None = None
+    name: str | None = None
+    api: str | None = None
+    options: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.define
+class SessionConfig:
+    """Per-session settings: the model, the system prompt and free-form metadata."""
+
+    model: ModelRef | None = None
+    system_prompt: str | None = None
+    metadata: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class PartialLoad:
+    """Marks a session loaded with only the end of its active branch.
+
+    ``first_entry_id`` is the first loaded entry; ``model`` is the model in force there
+    (from a model change before the cut), so the context is the same as in a full load.
+    """
+
+    first_entry_id: str | None
+    model: ModelRef | None = None
+
+
+@attrs.frozen
+class ForkOrigin:
+    """Provenance of a forked session: the source session and the entry it was cut at."""
+
+    session_id: str
+    entry_id: str | None
+
+
+# --- entries --------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class _EntryBase:
+    id: str
+    parent_id: str | None
+    timestamp: datetime
+
+
+@attrs.frozen(kw_only=True)
+class MessageEntry(_EntryBase):
+    """A user, assistant or tool-result message."""
+
+    message: Message
+    type: ClassVar[str] = "message"
+
+
+@attrs.frozen(kw_only=True)
+class ModelChangeEntry(_EntryBase):
+    """From here on the branch talks to ``model``."""
+
+    model: ModelRef
+    type: ClassVar[str] = "model_change"
+
+
+@attrs.frozen(kw_only=True)
+class AuditEntry(_EntryBase):
+    """Something that happened to the session (run started, rate limited, forked...)."""
+
+    event_type: str
+    details: dict[str, Any] = attrs.field(factory=dict)
+    type: ClassVar[str] = "audit"
+
+
+@attrs.frozen(kw_only=True)
+class CustomEntry(_EntryBase):
+    """Application data kept in the tree but never sent to the model."""
+
+    custom_type: str
+    data: Any = None
+    type: ClassVar[str] = "custom"
+
+
+@attrs.frozen(kw_only=True)
+class CustomMessageEntry(_EntryBase):
+    """Application content that is sent to the model as a user message."""
+
+    custom_type: str
+    content: tuple[UserContent, ...] = attrs.field(converter=_blocks)
+    display: bool = True
+    details: Any = None
+    type: ClassVar[str] = "custom_message"
+
+
+@attrs.frozen(kw_only=True)
+class CompactionEntry(_EntryBase):
+    """Replaces the path before ``first_kept_entry_id`` with ``summary`` in the context."""
+
+    summary: str
+    first_kept_entry_id: str
+    tokens_before: int = 0
+    type: ClassVar[str] = "compaction"
+
+
+@attrs.frozen(kw_only=True)
+class LabelEntry(_EntryBase):
+    """A bookmark on ``target_id`` (``label=None`` clears it)."""
+
+    target_id: str
+    label: str | None
+    type: ClassVar[str] = "label"
+
+
+@attrs.frozen(kw_only=True)
+class OpaqueEntry(_EntryBase):
+    """An entry of a kind this version does not know (written by a newer version).
+
+    It is kept as-is, round-trips unchanged and is never sent to the model.
+    """
+
+    kind: str
+    data: dict[str, Any] = attrs.field(factory=dict)
+    type: ClassVar[str] = "opaque"
+
+
+Entry: TypeAlias = (
+    MessageEntry
+    | ModelChangeEntry
+    | AuditEntry
+    | CustomEntry
+    | CustomMessageEntry
+    | CompactionEntry
+    | LabelEntry
+    | OpaqueEntry
+)
+
+ENTRY_TYPES: tuple[type[Entry], ...] = (
+    MessageEntry,
+    ModelChangeEntry,
+    AuditEntry,
+    CustomEntry,
+    CustomMessageEntry,
+    CompactionEntry,
+    LabelEntry,
+)
+
+
+def entry_kind(entry: Entry) -> str:
+    """The kind name stored in the ``type`` field of the entry's JSON form."""
+    return entry.kind if isinstance(entry, OpaqueEntry) else entry.type
+
+
+# --- the session ----------------------------------------------------------------------
+
+
+@attrs.define(eq=False)
+class Session:
+    """A conversation: its header and its tree of entries.
+
+    ``entries`` is in append order; ``leaf_id`` is where the next entry attaches;
+    ``version`` counts successful saves and guards against conflicting writers.
+    Entries appended since the last save are :attr:`unsaved_entries`.
+    """
+
+    id: str
+    created_at: datetime
+    updated_at: datetime
+    user_id: str | None = None
+    tenant_id: str | None = None
+    config: SessionConfig = attrs.field(factory=SessionConfig)
+    forked_from: ForkOrigin | None = None
+    leaf_id: str | None = None
+    version: int = 0
+    entries: list[Entry] = attrs.field(factory=list)
+    partial: PartialLoad | None = attrs.field(default=None, eq=False)
+    _saved_count: int = attrs.field(default=0, alias="saved_count", repr=False)
+    _index: dict[str, Entry] = attrs.field(init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._index = {e.id: e for e in self.entries}
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Session):
+            return NotImplemented
+        return _header(self) == _header(other) and self.entries == other.entries
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @property
+    def unsaved_entries(self) -> Sequence[Entry]:
+        """Entries appended since this object was loaded or last saved."""
+        return self.entries[self._saved_count :]
+
+    def mark_saved(self, version: int) -> None:
+        """Record a successful save (stores call this after their write committed)."""
+        self.version = version
+        self._saved_count = len(self.entries)
+
+    def get_entry(self, entry_id: str) -> Entry:
+        """The entry with this id, or :class:`EntryNotFound`."""
+        try:
+            return self._index[entry_id]
+        except KeyError:
+            raise EntryNotFound(self.id, entry_id) from None
+
+    def has_entry(self, entry_id: str) -> bool:
+        return entry_id in self._index
+
+    def add_entry(self, entry: Entry) -> None:
+        """Append an entry (its parent must exist) and move the leaf to it.
+
+        Low level: prefer the ``SessionManager.append_*`` methods.
+        """
+        if entry.id in self._index:
+            raise ValueError(f"entry id {entry.id!r} already exists in session {self.id!r}")
+        if entry.parent_id is not None and entry.parent_id not in self._index:
+            raise EntryNotFound(self.id, entry.parent_id)
+        self.entries.append(entry)
+        self._index[entry.id] = entry
+        self.leaf_id = entry.id
+
+
+def _header(s: Session) -> tuple[Any, ...]:
+    return (
+        s.id,
+        s.user_id,
+        s.tenant_id,
+        s.created_at,
+        s.updated_at,
+        s.config,
+        s.forked_from,
+        s.leaf_id,
+        s.version,
+    )

@@ -1,0 +1,188 @@
+"""JSON (de)serialization of the data model, with cattrs.
+
+``session_to_dict`` / ``session_from_dict`` and ``entry_to_dict`` / ``entry_from_dict``
+turn the model into JSON-compatible dicts and back, losslessly. Entries of an unknown
+``type`` become :class:`~spectra_core.models.OpaqueEntry` and are written back unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+import attrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
+from cattrs.preconf.json import make_converter
+
+from .errors import StoreError
+from .models import (
+    ENTRY_TYPES,
+    AssistantContent,
+    AssistantMessage,
+    ContentBlock,
+    Entry,
+    ImageContent,
+    Message,
+    OpaqueEntry,
+    Session,
+    TextContent,
+    ThinkingContent,
+    ToolCall,
+    ToolResultMessage,
+    UserContent,
+    UserMessage,
+)
+
+__all__ = [
+    "FORMAT_VERSION",
+    "converter",
+    "dumps",
+    "entry_from_dict",
+    "entry_to_dict",
+    "header_from_dict",
+    "header_to_dict",
+    "session_from_dict",
+    "session_to_dict",
+]
+
+#: Version of the JSON form written by this release; stores record it.
+FORMAT_VERSION = 1
+
+converter = make_converter()
+for _cls in (
+    TextContent,
+    ThinkingContent,
+    ToolCall,
+    ImageContent,
+    UserMessage,
+    AssistantMessage,
+    ToolResultMessage,
+    *ENTRY_TYPES,
+    OpaqueEntry,
+):
+    attrs.resolve_types(_cls)
+
+_BLOCKS: dict[str, type[Any]] = {
+    c.type: c for c in (TextContent, ThinkingContent, ToolCall, ImageContent)
+}
+_MESSAGES: dict[str, type[Any]] = {
+    c.role: c for c in (UserMessage, AssistantMessage, ToolResultMessage)
+}
+_ENTRIES: dict[str, type[Any]] = {c.type: c for c in ENTRY_TYPES}
+_ENTRY_BASE_KEYS = ("id", "parent_id", "timestamp")
+
+
+def _tagged(tag: str, classes: Mapping[str, type[Any]], what: str) -> None:
+    """Register hooks that write ``tag`` into each class's dict and dispatch on it."""
+    structure: dict[str, Callable[[Any, Any], Any]] = {}
+    for name, cls in classes.items():
+        unstructure = make_dict_unstructure_fn(cls, converter)
+
+        def add_tag(obj: Any, _u: Any = unstructure, _n: str = name) -> dict[str, Any]:
+            return {tag: _n, **_u(obj)}
+
+        converter.register_unstructure_hook(cls, add_tag)
+        structure[name] = make_dict_structure_fn(cls, converter)
+
+    def dispatch(value: Any, _: Any) -> Any:
+        if not isinstance(value, Mapping):
+            raise TypeError(f"{what} must be an object, got {type(value).__name__}")
+        kind = value.get(tag)
+        fn = structure.get(kind) if isinstance(kind, str) else None
+        if fn is None:
+            raise ValueError(f"unknown {what} {tag} {kind!r}")
+        return fn(value, None)
+
+    for union in _UNIONS[what]:
+        converter.register_structure_hook(union, dispatch)
+
+
+_UNIONS: dict[str, tuple[Any, ...]] = {
+    "content block": (ContentBlock, UserContent, AssistantContent),
+    "message": (Message,),
+}
+_tagged("type", _BLOCKS, "content block")
+_tagged("role", _MESSAGES, "message")
+
+_entry_structure = {name: make_dict_structure_fn(cls, converter) for name, cls in _ENTRIES.items()}
+_entry_unstructure = {cls: make_dict_unstructure_fn(cls, converter) for cls in _ENTRIES.values()}
+
+
+def entry_to_dict(entry: Entry) -> dict[str, Any]:
+    """The JSON-compatible form of an entry, with its kind in ``type``."""
+    if isinstance(entry, OpaqueEntry):
+        return {
+            "type": entry.kind,
+            "id": entry.id,
+            "parent_id": entry.parent_id,
+            "timestamp": entry.timestamp.isoformat(),
+            **entry.data,
+        }
+    return {"type": entry.type, **_entry_unstructure[type(entry)](entry)}
+
+
+def entry_from_dict(data: Mapping[str, Any]) -> Entry:
+    """Rebuild an entry; an unknown ``type`` gives an :class:`OpaqueEntry`."""
+    kind = data.get("type")
+    fn = _entry_structure.get(kind) if isinstance(kind, str) else None
+    if fn is not None:
+        return fn(data, None)  # type: ignore[no-any-return]
+    if not isinstance(kind, str) or not kind:
+        raise ValueError(f"entry has no 'type': {dict(data)!r:.200}")
+    rest = {k: v for k, v in data.items() if k not in ("type", *_ENTRY_BASE_KEYS)}
+    return OpaqueEntry(
+        id=converter.structure(data["id"], str),
+        parent_id=converter.structure(data.get("parent_id"), str | None),  # type: ignore[arg-type]
+        timestamp=converter.structure(data["timestamp"], datetime),
+        kind=kind,
+        data=rest,
+    )
+
+
+_SESSION_TYPES: dict[str, Any] = {
+    name: a.type for name, a in attrs.fields_dict(attrs.resolve_types(Session)).items()
+}
+_HEADER_FIELDS = tuple(
+    a.name for a in attrs.fields(Session) if a.name not in ("entries", "_saved_count", "_index")
+)
+
+
+def header_to_dict(session: Session) -> dict[str, Any]:
+    """The session without its entries (what stores keep as the session's header)."""
+    return {
+        name: converter.unstructure(getattr(session, name), _SESSION_TYPES[name])
+        for name in _HEADER_FIELDS
+    }
+
+
+def header_from_dict(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Structured header fields, ready to pass to ``Session(**fields, entries=...)``."""
+    missing = [n for n in ("id", "created_at", "updated_at") if n not in data]
+    if missing:
+        raise ValueError(f"session header lacks {', '.join(missing)}")
+    return {
+        name: converter.structure(data[name], _SESSION_TYPES[name])
+        for name in _HEADER_FIELDS
+        if name in data
+    }
+
+
+def session_to_dict(session: Session) -> dict[str, Any]:
+    """The whole session as a JSON-compatible dict."""
+    return {**header_to_dict(session), "entries": [entry_to_dict(e) for e in session.entries]}
+
+
+def session_from_dict(data: Mapping[str, Any]) -> Session:
+    """Rebuild a session; all its entries count as saved."""
+    entries = [entry_from_dict(e) for e in data.get("entries", ())]
+    return Session(**header_from_dict(data), entries=entries, saved_count=len(entries))
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON, UTF-8 kept as-is."""
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"value is not JSON-serializable: {exc}") from exc

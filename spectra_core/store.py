@@ -1,0 +1,199 @@
+"""The session store contract that every store backend implements."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
+
+import attrs
+
+from .errors import InvalidArgumentError
+from .models import ForkOrigin, Session
+
+__all__ = [
+    "BranchLoadingStore",
+    "SessionFilter",
+    "SessionInfo",
+    "SessionPage",
+    "SessionStore",
+    "StoreBase",
+    "decode_cursor",
+    "encode_cursor",
+    "page_of",
+]
+
+
+def _positive_limit(_: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 1:
+        raise InvalidArgumentError(
+            f"SessionFilter.{attribute.name} must be at least 1, got {value}"
+        )
+
+
+@attrs.frozen(kw_only=True)
+class SessionFilter:
+    """Which sessions ``list`` returns: newest ``updated_at`` first, ``limit`` per page.
+
+    ``updated_after`` is inclusive, ``updated_before`` exclusive. Pass the previous page's
+    ``next_cursor`` as ``cursor`` to get the next page.
+    """
+
+    user_id: str | None = None
+    tenant_id: str | None = None
+    updated_after: datetime | None = None
+    updated_before: datetime | None = None
+    limit: int = attrs.field(default=100, validator=_positive_limit)
+    cursor: str | None = None
+
+    def matches(self, info: SessionInfo) -> bool:
+        """Whether ``info`` passes the user, tenant and time conditions (not the cursor)."""
+        return (
+            (self.user_id is None or info.user_id == self.user_id)
+            and (self.tenant_id is None or info.tenant_id == self.tenant_id)
+            and (self.updated_after is None or info.updated_at >= self.updated_after)
+            and (self.updated_before is None or info.updated_at < self.updated_before)
+        )
+
+
+@attrs.frozen(kw_only=True)
+class SessionInfo:
+    """A session's header, as ``list`` returns it (no entries are read)."""
+
+    id: str
+    user_id: str | None
+    tenant_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    forked_from: ForkOrigin | None = None
+    version: int = 0
+
+    @classmethod
+    def of(cls, session: Session) -> SessionInfo:
+        return cls(
+            id=session.id,
+            user_id=session.user_id,
+            tenant_id=session.tenant_id,
+            created_at=session.created_at,
+            updated_at=session.updated_at,
+            forked_from=session.forked_from,
+            version=session.version,
+        )
+
+    @property
+    def sort_key(self) -> tuple[datetime, str]:
+        return (self.updated_at, self.id)
+
+
+@attrs.frozen
+class SessionPage:
+    """One page of ``list``: the sessions and the cursor of the next page (or ``None``)."""
+
+    sessions: tuple[SessionInfo, ...]
+    next_cursor: str | None = None
+
+    def __iter__(self) -> Iterator[SessionInfo]:
+        return iter(self.sessions)
+
+    def __len__(self) -> int:
+        return len(self.sessions)
+
+
+def encode_cursor(info: SessionInfo) -> str:
+    """An opaque cursor pointing just after ``info`` in newest-first order."""
+    raw = json.dumps([info.updated_at.isoformat(), info.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The ``(updated_at, id)`` a cursor points after; raises InvalidArgumentError if malformed."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        stamp, session_id = json.loads(raw)
+        return datetime.fromisoformat(stamp), str(session_id)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise InvalidArgumentError(f"invalid list cursor {cursor!r}: {exc}") from None
+
+
+def page_of(infos: Iterable[SessionInfo], flt: SessionFilter) -> SessionPage:
+    """Filter, order newest first and cut one page: for stores that scan in memory."""
+    rows = [i for i in infos if flt.matches(i)]
+    if flt.cursor is not None:
+        after = decode_cursor(flt.cursor)
+        rows = [i for i in rows if i.sort_key < after]
+    rows.sort(key=lambda i: i.sort_key, reverse=True)
+    page = tuple(rows[: flt.limit])
+    more = len(rows) > flt.limit
+    return SessionPage(page, encode_cursor(page[-1]) if more and page else None)
+
+
+@runtime_checkable
+class SessionStore(Protocol):
+    """Where sessions live. Every store backend implements this and passes
+    :class:`spectra_core.testing.SessionStoreConformance`.
+
+    ``save`` writes only ``session.unsaved_entries`` and the header, and only if the
+    stored version still equals ``session.version`` (0: the session must not exist
+    yet); otherwise it raises :class:`~spectra_core.ConflictError` and writes nothing.
+    On success it calls ``session.mark_saved(new_version)``.
+    """
+
+    async def load(self, session_id: str) -> Session: ...
+
+    async def save(self, session: Session) -> None: ...
+
+    async def delete(self, session_id: str) -> None: ...
+
+    async def list(self, filter: SessionFilter | None = None) -> SessionPage: ...
+
+    async def ping(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+@runtime_checkable
+class BranchLoadingStore(Protocol):
+    """A store that can load just the end of a session's active branch, cheaply.
+
+    ``load_branch(id, tail=None)`` returns what
+    :func:`spectra_core.tree.trim_to_active_branch` would make of a full load: the active
+    branch from the last compaction's first kept entry (at most ``tail`` entries), with
+    ``session.partial`` set when anything was left out. Saving such a session appends
+    as usual.
+    """
+
+    async def load_branch(self, session_id: str, *, tail: int | None = None) -> Session: ...
+
+
+class StoreBase:
+    """Optional base class: ``async with`` support around ``aclose`` and a no-op ``ping``."""
+
+    async def ping(self) -> None:
+        """Raise if the store cannot serve requests; the default has nothing to check."""
+
+    async def aclose(self) -> None:
+        """Release connections and files; the default has nothing to release."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

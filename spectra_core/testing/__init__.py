@@ -1,0 +1,11 @@
+"""Test helpers for spectra and its plugins: a fake clock and backend conformance suites.
+
+A store plugin proves it honours the store contract by subclassing
+:class:`SessionStoreConformance` in its own tests and providing a ``store`` fixture.
+"""
+
+from .clock import FakeClock
+from .samples import every_entry_kind
+from .store_conformance import SessionStoreConformance
+
+__all__ = ["FakeClock", "SessionStoreConformance", "every_entry_kind"]
