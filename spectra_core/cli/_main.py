@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import _plugins
+from . import _check, _plugins, _sessions
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,6 +15,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _plugins.add_parser(sub)
+    _check.add_parser(sub)
+    _sessions.add_parser(sub)
     return parser
 
 

@@ -17,7 +17,7 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     registry = load_plugins()
-    plugins = [
+    plugins: list[dict[str, Any]] = [
         {
             "name": p.name,
             "distribution": p.distribution,
