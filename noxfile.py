@@ -12,7 +12,7 @@ import nox
 
 nox.options.default_venv_backend = "uv"
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "typing", "core", "plugin", "all"]
+nox.options.sessions = ["lint", "typing", "core", "plugin", "all", "template"]
 
 ROOT = Path(__file__).parent
 PLUGINS = sorted(p.name for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists())
@@ -80,3 +80,12 @@ def typing(session: nox.Session) -> None:
     _install_editable(session, *PLUGINS)
     session.install("mypy")
     session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def template(session: nox.Session) -> None:
+    """The plugin template installs, is discovered, and passes the store conformance suite."""
+    session.install("-e", ".[testing]", "./contrib/plugin-template[test]")
+    out = session.run("spectra", "plugins", "--json", silent=True)
+    assert out and '"acme"' in out, out
+    session.run("pytest", "contrib/plugin-template/tests", *session.posargs)

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import attrs
+import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 from cattrs.preconf.json import make_converter
 
@@ -123,12 +124,21 @@ def entry_to_dict(entry: Entry) -> dict[str, Any]:
     return {"type": entry.type, **_entry_unstructure[type(entry)](entry)}
 
 
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, cattrs.BaseValidationError):
+        return "; ".join(cattrs.transform_error(exc))
+    return str(exc) or type(exc).__name__
+
+
 def entry_from_dict(data: Mapping[str, Any]) -> Entry:
     """Rebuild an entry; an unknown ``type`` gives an :class:`OpaqueEntry`."""
     kind = data.get("type")
     fn = _entry_structure.get(kind) if isinstance(kind, str) else None
     if fn is not None:
-        return fn(data, None)  # type: ignore[no-any-return]
+        try:
+            return fn(data, None)  # type: ignore[no-any-return]
+        except (cattrs.BaseValidationError, KeyError, ValueError, TypeError) as exc:
+            raise ValueError(f"malformed {kind} entry {data.get('id')!r}: {_why(exc)}") from None
     if not isinstance(kind, str) or not kind:
         raise ValueError(f"entry has no 'type': {dict(data)!r:.200}")
     rest = {k: v for k, v in data.items() if k not in ("type", *_ENTRY_BASE_KEYS)}

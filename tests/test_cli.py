@@ -1,0 +1,86 @@
+"""The spectra command, run as a user runs it: a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def spectra(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SPECTRA_DISABLE_PLUGINS": ""}
+    return subprocess.run(
+        [sys.executable, "-m", "spectra_core", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=60,
+    )
+
+
+def test_plugins_json_lists_installed_plugins() -> None:
+    out = spectra("plugins", "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert set(report) == {"plugins", "errors"}
+    for plugin in report["plugins"]:
+        assert {"name", "distribution", "version", "status", "backends"} <= set(plugin)
+
+
+def test_check_broken_config_exits_2_with_every_error(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(
+        '[engine]\nsession_timeout = "forever"\n\n[store]\nbackend = "redis"\n\n'
+        '[[limiter]]\nbackend = "nope"\nkey = "user"\n'
+    )
+    out = spectra("check", str(cfg))
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 3, out.stderr
+    assert all(line.startswith(f"{cfg}: $.") for line in lines)
+    assert "pip install spectra-redis" in out.stderr
+    assert "$.engine.session_timeout" in out.stderr
+    assert out.stdout == ""
+
+
+def test_check_malformed_toml(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[store\n")
+    out = spectra("check", str(cfg))
+    assert out.returncode == 2 and "invalid TOML" in out.stderr
+
+
+def test_check_missing_file(tmp_path: Path) -> None:
+    out = spectra("check", str(tmp_path / "none.toml"))
+    assert out.returncode == 2 and "config file not found" in out.stderr
+
+
+@pytest.mark.needs_plugins
+def test_check_valid_config(tmp_path: Path) -> None:
+    cfg = tmp_path / "ok.toml"
+    cfg.write_text('[engine]\nengine_id = "${HOSTNAME:-x}"\n\n[store]\nbackend = "memory"\n')
+    out = spectra("check", str(cfg))
+    assert out.returncode == 0, out.stderr
+    assert "ok (store=memory)" in out.stdout
+
+
+@pytest.mark.needs_plugins
+def test_sessions_errors_are_clear(tmp_path: Path) -> None:
+    cfg = tmp_path / "spectra.toml"
+    cfg.write_text('[store]\nbackend = "memory"\n')
+    missing = spectra("sessions", "show", "nope", "--config", str(cfg))
+    assert missing.returncode == 1 and "session 'nope' not found" in missing.stderr
+    bad = spectra("sessions", "rm", "../etc", "--config", str(cfg))
+    assert bad.returncode == 1 and "not allowed" in bad.stderr
+    listed = spectra("sessions", "list", cwd=tmp_path)  # ./spectra.toml by default
+    assert listed.returncode == 0 and listed.stdout == ""
+
+
+def test_sessions_without_config_file(tmp_path: Path) -> None:
+    out = spectra("sessions", "list", cwd=tmp_path)
+    assert out.returncode == 2 and "spectra.toml: config file not found" in out.stderr
