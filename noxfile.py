@@ -78,7 +78,7 @@ def lint(session: nox.Session) -> None:
 def typing(session: nox.Session) -> None:
     """mypy --strict over core and every plugin."""
     _install_editable(session, *PLUGINS)
-    session.install("mypy")
+    session.install("mypy", "nox", "./contrib/plugin-template")
     session.run("mypy")
 
 

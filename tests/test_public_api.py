@@ -33,10 +33,25 @@ def test_all_names_exist(name: str) -> None:
 
 def test_core_exports_the_session_api() -> None:
     for name in [
-        "SessionManager", "Session", "SessionStore", "SessionFilter", "UserMessage",
-        "AssistantMessage", "ToolResultMessage", "TextContent", "ThinkingContent", "ToolCall",
-        "ImageContent", "ConflictError", "SessionNotFound", "EntryNotFound", "SpectraError",
-        "ConfigError", "PluginError", "hookimpl", "load_plugins",
+        "SessionManager",
+        "Session",
+        "SessionStore",
+        "SessionFilter",
+        "UserMessage",
+        "AssistantMessage",
+        "ToolResultMessage",
+        "TextContent",
+        "ThinkingContent",
+        "ToolCall",
+        "ImageContent",
+        "ConflictError",
+        "SessionNotFound",
+        "EntryNotFound",
+        "SpectraError",
+        "ConfigError",
+        "PluginError",
+        "hookimpl",
+        "load_plugins",
     ]:
         assert name in spectra_core.__all__
 
