@@ -43,7 +43,8 @@ def core(session: nox.Session) -> None:
         "python",
         "-c",
         "import json, subprocess; out = json.loads(subprocess.check_output("
-        "['spectra', 'plugins', '--json'])); assert out['plugins'] == [], out",
+        "['spectra', 'plugins', '--json'])); "
+        "assert [p['distribution'] for p in out['plugins']] == ['spectra-core'], out",
     )
     session.run("pytest", "tests", "-m", "not needs_plugins", *session.posargs)
 

@@ -37,6 +37,14 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "spectra"
 DISABLE_ENV = "SPECTRA_DISABLE_PLUGINS"
+#: Name of the plugin holding the backends that ship with spectra-core.
+BUILTIN = "builtin"
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
 
 
 class BackendKind(StrEnum):
@@ -352,6 +360,9 @@ def load_plugins(
     """
     blocked = set(_disabled_from_env() if disabled is None else disabled)
     registry = PluginRegistry()
+    from .agent import _builtin_plugin
+
+    registry.add(PluginSource(BUILTIN, lambda: _builtin_plugin, "spectra-core", _version()))
     for source in [*(entry_point_sources() if sources is None else sources), *extra]:
         if source.name in blocked or source.distribution in blocked:
             registry.disable(source)

@@ -14,7 +14,7 @@ import attrs
 import pytest
 
 from spectra_core import BackendKind, PluginError, hookimpl
-from spectra_core.plugins import PluginSource, load_plugins
+from spectra_core.plugins import PluginInfo, PluginRegistry, PluginSource, load_plugins
 
 
 @attrs.frozen
@@ -35,6 +35,11 @@ def _plugin(name: str, backend: str = "dummy", **extra: object) -> types.ModuleT
     return mod
 
 
+def _own(reg: PluginRegistry) -> list[PluginInfo]:
+    """The plugins a test loaded, without the built-in one."""
+    return [p for p in reg.plugins if p.name != "builtin"]
+
+
 def _failing_load() -> object:
     raise ImportError("No module named 'missing_driver'")
 
@@ -46,7 +51,7 @@ def test_registers_and_creates_backends() -> None:
         "store",
         DummyOptions(3),
     )
-    (info,) = reg.plugins
+    (info,) = [p for p in reg.plugins if p.name != "builtin"]
     assert info.status == "ok" and info.backends == {"session_store": ["dummy"]}
 
 
@@ -58,7 +63,7 @@ def test_broken_plugin_does_not_take_others_down() -> None:
         ]
     )
     assert reg.names(BackendKind.SESSION_STORE) == ["dummy"]
-    broken = reg.plugins[0]
+    broken = _own(reg)[0]
     assert broken.status == "broken" and "missing_driver" in (broken.error or "")
     assert "spectra-sqlite" in reg.errors[0]
     with pytest.raises(
@@ -79,7 +84,7 @@ def test_plugin_whose_hook_raises_is_broken_and_registers_nothing() -> None:
 
     mod.spectra_register_session_stores = spectra_register_session_stores  # type: ignore[attr-defined]
     reg = load_plugins([PluginSource.of("bad", mod)])
-    assert reg.plugins[0].status == "broken"
+    assert _own(reg)[0].status == "broken"
     assert reg.names(BackendKind.SESSION_STORE) == []
 
 
@@ -104,8 +109,8 @@ def test_misspelled_hookimpl_is_caught() -> None:
 
     mod.spectra_register_session_store = spectra_register_session_store  # type: ignore[attr-defined]
     reg = load_plugins([PluginSource.of("typo", mod)])
-    assert reg.plugins[0].status == "broken"
-    assert "did you mean 'spectra_register_session_stores'" in (reg.plugins[0].error or "")
+    assert _own(reg)[0].status == "broken"
+    assert "did you mean 'spectra_register_session_stores'" in (_own(reg)[0].error or "")
 
 
 def test_hookimpl_with_wrong_arguments_is_caught() -> None:
@@ -117,7 +122,7 @@ def test_hookimpl_with_wrong_arguments_is_caught() -> None:
 
     mod.spectra_register_session_stores = spectra_register_session_stores  # type: ignore[attr-defined]
     reg = load_plugins([PluginSource.of("args", mod)])
-    assert reg.plugins[0].status == "broken"
+    assert _own(reg)[0].status == "broken"
 
 
 def test_options_must_be_attrs() -> None:
@@ -129,7 +134,7 @@ def test_options_must_be_attrs() -> None:
 
     mod.spectra_register_rate_limiters = spectra_register_rate_limiters  # type: ignore[attr-defined]
     reg = load_plugins([PluginSource.of("noattrs", mod)])
-    assert "must be an attrs class" in (reg.plugins[0].error or "")
+    assert "must be an attrs class" in (_own(reg)[0].error or "")
 
 
 def test_disabled_plugins_are_not_loaded() -> None:
@@ -141,7 +146,7 @@ def test_disabled_plugins_are_not_loaded() -> None:
 
     reg = load_plugins([PluginSource("x", load, "spectra-x")], disabled=["spectra-x"])
     assert loaded == []
-    assert reg.plugins[0].status == "disabled"
+    assert _own(reg)[0].status == "disabled"
     with pytest.raises(PluginError, match="is disabled"):
         reg.get(BackendKind.SESSION_STORE, "x")
 
@@ -151,7 +156,7 @@ def test_disable_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     reg = load_plugins(
         [PluginSource.of("a", _plugin("a", "ba")), PluginSource.of("c", _plugin("c", "bc"))]
     )
-    assert [p.status for p in reg.plugins] == ["disabled", "ok"]
+    assert [p.status for p in _own(reg)] == ["disabled", "ok"]
 
 
 def test_unknown_backend_messages() -> None:

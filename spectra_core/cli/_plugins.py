@@ -31,8 +31,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"plugins": plugins, "errors": registry.errors}, indent=2))
         return 0
-    if not plugins:
-        print("no plugins installed (install one, e.g.: pip install spectra-memory)")
+    if all(p["distribution"] == "spectra-core" for p in plugins):
+        print(
+            "no plugins installed besides the built-in backends (e.g.: pip install spectra-memory)"
+        )
     for p in plugins:
         print(f"{p['distribution']} {p['version']}  [{p['name']}]  {p['status']}")
         for kind in BackendKind:

@@ -1,0 +1,22 @@
+"""Backends that ship with spectra-core itself."""
+
+from __future__ import annotations
+
+from ..hookspecs import Register, hookimpl
+from .builtin import EchoOptions, EchoProvider, ScriptedOptions, ScriptedProvider
+
+
+@hookimpl
+def spectra_register_model_providers(register: Register) -> None:
+    register(
+        "echo",
+        EchoProvider.from_options,
+        EchoOptions,
+        description="Answers with the user's message; offline, deterministic.",
+    )
+    register(
+        "scripted",
+        ScriptedProvider.from_options,
+        ScriptedOptions,
+        description="Plays back replies given in advance.",
+    )
