@@ -10,6 +10,7 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "EngineDrainingError",
+    "EngineNotStartedError",
     "EntryNotFound",
     "InvalidArgumentError",
     "InvalidIdError",
@@ -114,4 +115,8 @@ class SessionBusyError(SpectraError):
 
 
 class EngineDrainingError(SpectraError):
-    """The engine is stopping and accepts no new runs."""
+    """The engine is stopping (or stopped) and accepts no new runs."""
+
+
+class EngineNotStartedError(SpectraError):
+    """``run`` was called before ``engine.start()``."""

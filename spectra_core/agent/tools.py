@@ -22,7 +22,10 @@ import cattrs
 from ..errors import InvalidArgumentError
 from .provider import ToolSpec
 
-__all__ = ["Tool", "ToolOutcome", "tool"]
+__all__ = ["PROGRESS_PARAMETER", "Tool", "ToolOutcome", "tool"]
+
+#: A tool function with a parameter of this name receives a callback to report progress.
+PROGRESS_PARAMETER = "progress"
 
 _JSON_TYPES: dict[Any, str] = {
     str: "string",
@@ -131,12 +134,21 @@ class Tool:
                 raise InvalidArgumentError(f"argument {key!r}: {why}") from None
         return out
 
-    async def execute(self, arguments: Any) -> ToolOutcome:
+    @property
+    def reports_progress(self) -> bool:
+        """Whether ``fn`` takes a ``progress`` callback (not part of the model's schema)."""
+        return PROGRESS_PARAMETER in inspect.signature(self.fn).parameters
+
+    async def execute(
+        self, arguments: Any, progress: Callable[[str], None] | None = None
+    ) -> ToolOutcome:
         """Validate, run with the timeout, and render the result as text for the model."""
         try:
             kwargs = self.validate(arguments)
         except InvalidArgumentError as exc:
             return ToolOutcome(f"invalid arguments for tool {self.name!r}: {exc}", True)
+        if progress is not None and self.reports_progress:
+            kwargs[PROGRESS_PARAMETER] = progress
         try:
             if inspect.iscoroutinefunction(self.fn):
                 call: Awaitable[Any] = self.fn(**kwargs)
@@ -203,7 +215,7 @@ def tool(
         required = []
         arg_hints: dict[str, Any] = {}
         for p in sig.parameters.values():
-            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.name == PROGRESS_PARAMETER:
                 continue
             hint = hints.get(p.name, Any)
             arg_hints[p.name] = hint
