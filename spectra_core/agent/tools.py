@@ -19,6 +19,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 import attrs
 import cattrs
 
+from ..clock import Clock, SystemClock
 from ..errors import InvalidArgumentError
 from .provider import ToolSpec
 
@@ -140,7 +141,10 @@ class Tool:
         return PROGRESS_PARAMETER in inspect.signature(self.fn).parameters
 
     async def execute(
-        self, arguments: Any, progress: Callable[[str], None] | None = None
+        self,
+        arguments: Any,
+        progress: Callable[[str], None] | None = None,
+        clock: Clock | None = None,
     ) -> ToolOutcome:
         """Validate, run with the timeout, and render the result as text for the model."""
         try:
@@ -154,12 +158,28 @@ class Tool:
                 call: Awaitable[Any] = self.fn(**kwargs)
             else:
                 call = asyncio.to_thread(self.fn, **kwargs)
-            result = await asyncio.wait_for(call, self.timeout)
+            result = await _with_timeout(call, self.timeout, clock or SystemClock())
         except TimeoutError:
             return ToolOutcome(f"tool {self.name!r} timed out after {self.timeout:g}s", True)
         except Exception as exc:
             return ToolOutcome(f"tool {self.name!r} failed: {type(exc).__name__}: {exc}", True)
         return _render(self.name, result)
+
+
+async def _with_timeout(call: Awaitable[Any], seconds: float | None, clock: Clock) -> Any:
+    """Await ``call``, raising TimeoutError after ``seconds`` of ``clock`` time."""
+    if seconds is None:
+        return await call
+    work = asyncio.ensure_future(call)
+    timer = asyncio.ensure_future(clock.sleep(seconds))
+    try:
+        await asyncio.wait({work, timer}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        timer.cancel()
+    if not work.done():
+        work.cancel()
+        raise TimeoutError
+    return work.result()
 
 
 def _matches(value: Any, expected: str | list[str]) -> bool:

@@ -19,6 +19,7 @@ from ..agent.provider import (
     ToolCallDelta,
 )
 from ..agent.tools import Tool, ToolOutcome
+from ..clock import Clock
 from ..manager import SessionManager
 from ..models import (
     AssistantMessage,
@@ -100,6 +101,7 @@ class AgentLoop:
         emit: Emit,
         guard: Callable[[Callable[[], Any]], Any],
         retry: RetryPolicy,
+        clock: Clock,
     ) -> None:
         self.manager = manager
         self.session = session
@@ -110,6 +112,7 @@ class AgentLoop:
         self.emit = emit
         self.guard = guard
         self.retry = retry
+        self.clock = clock
         self.partial: _PartialMessage | None = None
         self.turns = 0
         self.final: AssistantMessage | None = None
@@ -239,7 +242,7 @@ class AgentLoop:
             known = ", ".join(sorted(self.tools)) or "none"
             outcome = ToolOutcome(f"unknown tool {call.name!r} (available: {known})", True)
         else:
-            outcome = await tool.execute(call.arguments, self._progress(call, turn))
+            outcome = await tool.execute(call.arguments, self._progress(call, turn), self.clock)
         result = ToolResultMessage(call.id, call.name, outcome.text, is_error=outcome.is_error)
         self.manager.append_message(self.session, result)
         await self.manager.save(self.session)

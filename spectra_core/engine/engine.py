@@ -506,6 +506,7 @@ class SessionEngine:
             emit=run.emit,
             guard=self._guard,
             retry=self.retry,
+            clock=self.clock,
         )
         await run.loop.run()
 

@@ -5,7 +5,8 @@ A store plugin proves it honours the store contract by subclassing
 """
 
 from .clock import FakeClock
+from .providers import GatedProvider
 from .samples import every_entry_kind
 from .store_conformance import SessionStoreConformance
 
-__all__ = ["FakeClock", "SessionStoreConformance", "every_entry_kind"]
+__all__ = ["FakeClock", "GatedProvider", "SessionStoreConformance", "every_entry_kind"]
