@@ -212,10 +212,7 @@ class DefaultCircuitBreaker:
         breaker is open or its half-open permits are taken; otherwise returns what ``fn``
         returns and re-raises what it raises, recording the outcome.
         """
-        if self._state is _CLOSED:
-            epoch = self._epoch
-        else:
-            epoch = self._admit()
+        epoch = self._epoch if self._state is _CLOSED else self._admit()
         slow = self._slow
         start = 0.0 if slow is None else self._clock.monotonic()
         try:
