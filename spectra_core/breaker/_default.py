@@ -363,14 +363,12 @@ class DefaultCircuitBreaker:
         self._totals[5] += 1
         retry_after = self._wait(now)
         if state is _OPEN:
-            detail = f"it is open; calls fail fast for {retry_after:.3f}s more"
+            detail = "is open"
         else:
-            detail = (
-                f"it is half-open and its {self._ho_max} probe permits are taken; "
-                f"retry in about {retry_after:.3f}s"
-            )
+            detail = f"is half-open and its {self._ho_max} probe permits are taken"
         raise CircuitOpenError(
-            f"circuit breaker {self._name!r} rejected the call: {detail}, then retry",
+            f"circuit breaker {self._name!r} {detail}: the call was not made; "
+            f"retry in {retry_after:.3f}s",
             retry_after,
         )
 

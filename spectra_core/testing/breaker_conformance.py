@@ -478,7 +478,7 @@ class CircuitBreakerConformance:
 
     async def test_slow_call_rate_opens(self, make_breaker: MakeBreaker, clock: FakeClock) -> None:
         breaker = make_breaker(
-            slow_call_duration_ms=100,
+            slow_call_duration_ms=250,
             slow_call_rate_threshold=75,
             sliding_window_size=4,
             minimum_number_of_calls=2,
@@ -488,13 +488,13 @@ class CircuitBreakerConformance:
             clock.advance(seconds)
             return "done"
 
-        assert await breaker.call(taking, 0.25) == "done"
-        await breaker.call(taking, 0.1)  # exactly the threshold is not slow
+        assert await breaker.call(taking, 0.5) == "done"
+        await breaker.call(taking, 0.25)  # exactly the threshold is not slow
         assert breaker.metrics().slow_call_rate == pytest.approx(50.0)
-        await breaker.call(taking, 0.25)
+        await breaker.call(taking, 0.5)
         assert breaker.metrics().slow_call_rate == pytest.approx(200 / 3)
         assert breaker.state is CLOSED
-        await breaker.call(taking, 0.25)  # three slow of four: 75 %
+        await breaker.call(taking, 0.5)  # three slow of four: 75 %
         assert breaker.state is OPEN
         assert breaker.metrics().slow_calls == 3
 
