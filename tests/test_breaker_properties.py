@@ -50,7 +50,7 @@ class Config:
     max_half_open: float | None
 
     def kwargs(self) -> dict[str, Any]:
-        ms = (lambda s: None if s is None else s * 1000)  # noqa: E731
+        ms = lambda s: None if s is None else s * 1000  # noqa: E731
         return {
             "failure_threshold": self.failure_threshold,
             "reset_timeout_ms": self.reset * 1000,
@@ -260,7 +260,8 @@ class BreakerMachine(RuleBasedStateMachine):
         expected: type[object] = {"failure": Boom, "excluded": Ignored}.get(outcome, str)
         assert isinstance(result, expected)
         duration = SLOW_CALL if outcome == "slow" else 0.0
-        self.model.finish(epoch, "success" if outcome == "slow" else outcome, duration, now + duration)
+        ending = "success" if outcome == "slow" else outcome
+        self.model.finish(epoch, ending, duration, now + duration)
 
     @rule()
     def start(self) -> None:
