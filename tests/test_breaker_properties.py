@@ -327,6 +327,7 @@ class BreakerMachine(RuleBasedStateMachine):
     def probes_in_flight_never_exceed_the_permits(self) -> None:
         if not hasattr(self, "model"):
             return
+        self.model.tick(self.clock.monotonic())
         metrics = self.breaker.metrics()
         probes = sum(1 for f in self.in_flight if f.epoch == self.model.epoch)
         if self.model.state is HALF_OPEN:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from inspect import isawaitable
 from types import CoroutineType
@@ -79,8 +80,6 @@ class DefaultCircuitBreaker:
         "_reset",
         "_ring",
         "_ring_failed",
-        "_ring_len",
-        "_ring_pos",
         "_ring_slow",
         "_slow",
         "_slow_rate",
@@ -141,7 +140,7 @@ class DefaultCircuitBreaker:
         self._name = name
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._window = self._failure_rate is not None or self._slow is not None
-        self._ring = [0] * window if self._window else []
+        self._ring: deque[int] = deque(maxlen=window)
         self._listeners: list[BreakerListener] = []
         # successful, failed, slow, excluded, cancelled, rejected
         self._totals = [0, 0, 0, 0, 0, 0]
@@ -217,7 +216,7 @@ class DefaultCircuitBreaker:
         start = 0.0 if slow is None else self._clock.monotonic()
         try:
             result = fn(*args, **kwargs)
-            if type(result) is CoroutineType or isawaitable(result):
+            if type(result) is CoroutineType or (result is not None and isawaitable(result)):
                 result = await result
         except Exception as exc:
             if isinstance(exc, self._excluded):
@@ -230,10 +229,11 @@ class DefaultCircuitBreaker:
             self._totals[4] += 1
             self._release(epoch)
             raise
-        if slow is None and not self._window and epoch == self._epoch and self._state is _CLOSED:
-            # Fast path: nothing but the consecutive-failure count to update.
+        if epoch == self._epoch and self._state is _CLOSED:
             self._totals[0] += 1
             self._consecutive = 0
+            if self._window:
+                self._record(_SLOW if slow is not None and self._elapsed(start) > slow else 0)
         else:
             self._success(epoch, start)
         return result
@@ -264,7 +264,7 @@ class DefaultCircuitBreaker:
 
     def metrics(self) -> BreakerMetrics:
         state = self.state
-        n = self._ring_len
+        n = len(self._ring)
         rated = self._window and n >= self._min_calls
         ok, failed, slow, excluded, cancelled, rejected = self._totals
         return BreakerMetrics(
@@ -298,7 +298,8 @@ class DefaultCircuitBreaker:
 
     def _clear(self) -> None:
         self._consecutive = 0
-        self._ring_pos = self._ring_len = self._ring_failed = self._ring_slow = 0
+        self._ring.clear()
+        self._ring_failed = self._ring_slow = 0
         self._ho_in_flight = self._ho_successes = self._ho_slow = 0
 
     def _transition(self, new: CircuitState, at: float) -> None:
@@ -379,23 +380,21 @@ class DefaultCircuitBreaker:
         if epoch == self._epoch and self._state is _HALF_OPEN:
             self._ho_in_flight -= 1
 
+    def _elapsed(self, start: float) -> float:
+        """Seconds since ``start``, counting a slow call in the totals."""
+        elapsed = self._clock.monotonic() - start
+        if self._slow is not None and elapsed > self._slow:
+            self._totals[2] += 1
+        return elapsed
+
     def _success(self, epoch: int, start: float) -> None:
-        now = self._clock.monotonic()
-        totals = self._totals
-        totals[0] += 1
-        slow = self._slow is not None and now - start > self._slow
-        if slow:
-            totals[2] += 1
-        if self._state is not _CLOSED:
-            self._tick(now)
+        """A success outside the closed fast path (stale, or a half-open probe)."""
+        self._totals[0] += 1
+        slow = self._slow is not None and self._elapsed(start) > self._slow
+        self._tick(self._clock.monotonic())
         if epoch != self._epoch:
             return
-        if self._state is _CLOSED:
-            self._consecutive = 0
-            if self._window:
-                self._record(_SLOW if slow else 0, now)
-            return
-        # Half-open probe.
+        # Still the same episode, so still half-open: this was a probe.
         self._ho_in_flight -= 1
         self._ho_successes += 1
         self._ho_slow += slow
@@ -403,15 +402,12 @@ class DefaultCircuitBreaker:
             reopen = self._slow is not None and 100.0 * self._ho_slow >= self._slow_rate * (
                 self._ho_successes
             )
-            self._transition(_OPEN if reopen else _CLOSED, now)
+            self._transition(_OPEN if reopen else _CLOSED, self._clock.monotonic())
 
     def _failure(self, epoch: int, start: float) -> None:
+        self._totals[1] += 1
+        slow = self._slow is not None and self._elapsed(start) > self._slow
         now = self._clock.monotonic()
-        totals = self._totals
-        totals[1] += 1
-        slow = self._slow is not None and now - start > self._slow
-        if slow:
-            totals[2] += 1
         if self._state is not _CLOSED:
             self._tick(now)
         if epoch != self._epoch:
@@ -423,26 +419,28 @@ class DefaultCircuitBreaker:
         if self._consecutive >= self._failure_threshold:
             self._transition(_OPEN, now)
         elif self._window:
-            self._record(_FAILED | (_SLOW if slow else 0), now)
+            self._record(_FAILED | (_SLOW if slow else 0))
 
-    def _record(self, outcome: int, now: float) -> None:
+    def _record(self, outcome: int) -> None:
         """Add an outcome to the sliding window and open the breaker if a rate trips."""
         ring = self._ring
-        pos = self._ring_pos
-        if self._ring_len == len(ring):
-            evicted = ring[pos]
-            self._ring_failed -= evicted & _FAILED
-            self._ring_slow -= (evicted & _SLOW) >> 1
+        n = len(ring)
+        if n == ring.maxlen:
+            evicted = ring[0]
+            if evicted:
+                self._ring_failed -= evicted & _FAILED
+                self._ring_slow -= evicted >> 1
         else:
-            self._ring_len += 1
-        ring[pos] = outcome
-        self._ring_pos = (pos + 1) % len(ring)
-        self._ring_failed += outcome & _FAILED
-        self._ring_slow += (outcome & _SLOW) >> 1
-        n = self._ring_len
+            n += 1
+        ring.append(outcome)
+        if outcome:
+            self._ring_failed += outcome & _FAILED
+            self._ring_slow += outcome >> 1
+        elif n != self._min_calls:
+            return  # a good outcome cannot raise a rate that was already being checked
         if n < self._min_calls:
             return
         if (
             self._failure_rate is not None and 100.0 * self._ring_failed >= self._failure_rate * n
         ) or (self._slow is not None and 100.0 * self._ring_slow >= self._slow_rate * n):
-            self._transition(_OPEN, now)
+            self._transition(_OPEN, self._clock.monotonic())
