@@ -1,6 +1,9 @@
 import asyncio
+import inspect
+from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import structlog
 
@@ -243,3 +246,11 @@ def test_options_reject_bad_values_naming_the_key(bad: dict[str, Any]) -> None:
     key = next(iter(bad))
     with pytest.raises(InvalidArgumentError, match=rf"circuit breaker {key} must be"):
         CircuitBreakerOptions(**bad)
+
+
+def test_the_docs_describe_every_option() -> None:
+    docs = (Path(__file__).parent.parent / "docs" / "circuit-breaker.md").read_text()
+    arguments = list(inspect.signature(DefaultCircuitBreaker).parameters)
+    keys = [f.name for f in attrs.fields(CircuitBreakerOptions)]
+    missing = [name for name in [*arguments, *keys] if f"`{name}`" not in docs]
+    assert not missing, f"docs/circuit-breaker.md does not describe {missing}"
