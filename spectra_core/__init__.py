@@ -1,5 +1,13 @@
 """spectra: a runtime for serving conversational AI agents in production."""
 
+from .breaker import (
+    BreakerListener,
+    BreakerMetrics,
+    CircuitBreaker,
+    CircuitBreakerOptions,
+    CircuitState,
+    DefaultCircuitBreaker,
+)
 from .clock import Clock, SystemClock
 from .errors import (
     CapacityError,
@@ -57,8 +65,13 @@ __all__ = [
     "AuditEntry",
     "Backend",
     "BackendKind",
+    "BreakerListener",
+    "BreakerMetrics",
     "CapacityError",
+    "CircuitBreaker",
+    "CircuitBreakerOptions",
     "CircuitOpenError",
+    "CircuitState",
     "Clock",
     "CompactionEntry",
     "ConfigError",
@@ -66,6 +79,7 @@ __all__ = [
     "ContentBlock",
     "CustomEntry",
     "CustomMessageEntry",
+    "DefaultCircuitBreaker",
     "EngineDrainingError",
     "Entry",
     "EntryNotFound",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from spectra_core import Register, hookimpl
 
+from ._breaker import MemoryBreakerOptions, memory_breaker
 from ._store import InMemorySessionStore, MemoryStoreOptions
 
 
@@ -14,4 +15,14 @@ def spectra_register_session_stores(register: Register) -> None:
         InMemorySessionStore.from_options,
         MemoryStoreOptions,
         description="Sessions in process memory, lost on restart.",
+    )
+
+
+@hookimpl
+def spectra_register_circuit_breakers(register: Register) -> None:
+    register(
+        "memory",
+        memory_breaker,
+        MemoryBreakerOptions,
+        description="Circuit breaker with its state in process memory.",
     )
