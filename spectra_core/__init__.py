@@ -47,6 +47,14 @@ from .models import (
     UserMessage,
 )
 from .plugins import Backend, BackendKind, PluginRegistry, load_plugins
+from .rate_limit import (
+    CompositeRateLimiter,
+    LocalRateLimiter,
+    RateLimiter,
+    RateLimitRequest,
+    RateLimitResult,
+    Reservation,
+)
 from .store import SessionFilter, SessionInfo, SessionPage, SessionStore, StoreBase
 from .tree import SessionContext, TreeNode
 
@@ -61,6 +69,7 @@ __all__ = [
     "CircuitOpenError",
     "Clock",
     "CompactionEntry",
+    "CompositeRateLimiter",
     "ConfigError",
     "ConflictError",
     "ContentBlock",
@@ -74,6 +83,7 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidIdError",
     "LabelEntry",
+    "LocalRateLimiter",
     "Message",
     "MessageEntry",
     "ModelChangeEntry",
@@ -82,8 +92,12 @@ __all__ = [
     "PartialLoad",
     "PluginError",
     "PluginRegistry",
+    "RateLimitRequest",
+    "RateLimitResult",
     "RateLimitedError",
+    "RateLimiter",
     "Register",
+    "Reservation",
     "Session",
     "SessionBusyError",
     "SessionConfig",

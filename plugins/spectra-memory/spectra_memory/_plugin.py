@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from spectra_core import Register, hookimpl
 
+from ._limiter import MemoryLimiterOptions, create_memory_limiter
 from ._store import InMemorySessionStore, MemoryStoreOptions
 
 
@@ -14,4 +15,14 @@ def spectra_register_session_stores(register: Register) -> None:
         InMemorySessionStore.from_options,
         MemoryStoreOptions,
         description="Sessions in process memory, lost on restart.",
+    )
+
+
+@hookimpl
+def spectra_register_rate_limiters(register: Register) -> None:
+    register(
+        "memory",
+        create_memory_limiter,
+        MemoryLimiterOptions,
+        description="Exact sliding-window rate limiter in process memory, per process.",
     )
