@@ -114,6 +114,10 @@ class LocalRateLimiter:
         self.max_keys = max_keys
         self._capacity = requests_per_window + burst_allowance
         self._clock: Clock = clock if clock is not None else SystemClock()
+        self._monotonic = self._clock.monotonic
+        self._time = self._clock.time
+        self._last_state: _Key | None = None
+        self._last_entry: list[int] | None = None
         self._keys: OrderedDict[str, _Key] = OrderedDict()
         # No key can go idle before this instant (ns); checked once per admission.
         self._next_idle = 0
@@ -137,16 +141,18 @@ class LocalRateLimiter:
 
     async def check_limit(self, key: str, cost: int = 1) -> RateLimitResult:
         """Admit and consume ``cost`` for ``key`` if the window allows it."""
-        return self._acquire(key, cost)[0]
+        return self._acquire(key, cost)
 
     async def reserve(self, key: str, cost: int = 1) -> _LocalReservation:
         """Decide as :meth:`check_limit` does, holding the cost until committed or released."""
-        result, state, entry = self._acquire(key, cost)
-        return _LocalReservation(result, self, key, state, entry, cost)
+        result = self._acquire(key, cost)
+        if not result.allowed:
+            return _LocalReservation(result, None, key, None, None, cost)
+        return _LocalReservation(result, self, key, self._last_state, self._last_entry, cost)
 
     def purge(self) -> int:
         """Forget every idle key now; returns how many were forgotten."""
-        now = int(self._clock.monotonic() * _NS + 0.5)
+        now = int(self._monotonic() * _NS + 0.5)
         idle = [k for k, s in self._keys.items() if not s.entries or s.entries[-1][0] <= now]
         for k in idle:
             del self._keys[k]
@@ -154,13 +160,12 @@ class LocalRateLimiter:
 
     # --- internals ------------------------------------------------------------------
 
-    def _acquire(
-        self, key: str, cost: int
-    ) -> tuple[RateLimitResult, _Key | None, list[int] | None]:
+    def _acquire(self, key: str, cost: int) -> RateLimitResult:
+        """The decision; an admission's key state and entry are left in ``_last_state`` and
+        ``_last_entry`` for :meth:`reserve` (read at once, with no await in between)."""
         if type(cost) is not int or cost < 1:
             check_cost(cost)
-        clock = self._clock
-        raw = clock.monotonic() * _NS
+        raw = self._monotonic() * _NS
         now = int(raw + 0.5)
         keys = self._keys
         state = keys.get(key)
@@ -175,7 +180,7 @@ class LocalRateLimiter:
             used = 0
         capacity = self._capacity
         if used + cost > capacity:
-            return self._reject(state, used, cost, raw, now), None, None
+            return self._reject(state, used, cost, raw)
         if now >= self._next_idle:
             self._evict_idle(now)
             if state is not None and keys.get(key) is not state:
@@ -184,7 +189,7 @@ class LocalRateLimiter:
             if len(keys) >= self.max_keys:
                 self._evict_idle(now)
                 if len(keys) >= self.max_keys:
-                    return self._reject_full(raw), None, None
+                    return self._reject_full(raw)
             state = keys[key] = _Key()
             entries = state.entries
         else:
@@ -197,41 +202,40 @@ class LocalRateLimiter:
             entry = [expiry, cost]
             entries.append(entry)
         state.used = used + cost
-        return (
-            RateLimitResult(True, capacity - used - cost, clock.time() + (expiry - raw) / _NS, 0.0),
-            state,
-            entry,
+        self._last_state = state
+        self._last_entry = entry
+        return RateLimitResult(
+            True, capacity - used - cost, self._time() + (expiry - raw) / _NS, 0.0
         )
 
-    def _reject(
-        self, state: _Key | None, used: int, cost: int, raw: float, now: int
-    ) -> RateLimitResult:
+    def _reject(self, state: _Key | None, used: int, cost: int, raw: float) -> RateLimitResult:
         capacity = self._capacity
-        wall = self._clock.time()
-        reset_at = wall
-        if state is not None and used:
-            for expiry, c in reversed(state.entries):
-                if c:
-                    reset_at = wall + (expiry - raw) / _NS
-                    break
+        wall = self._time()
+        if state is None or not used:
+            return RateLimitResult(False, capacity - used, wall, _INF)
+        entries = state.entries
+        while not entries[0][1]:  # released reservations at the front hold nothing
+            entries.popleft()
+        last = entries[-1]
+        if not last[1]:
+            last = next(e for e in reversed(entries) if e[1])
+        reset_at = wall + (last[0] - raw) / _NS
         if cost > capacity:
             return RateLimitResult(False, capacity - used, reset_at, _INF)
-        assert state is not None
         need = used + cost - capacity
-        freed = 0
-        entries = state.entries
-        while entries and not entries[0][1]:  # released reservations at the front
-            entries.popleft()
-        for expiry, c in entries:  # noqa: B007 - the loop variable is used after the loop
-            freed += c
-            if freed >= need:
-                break
-        return RateLimitResult(False, capacity - used, reset_at, (expiry - raw) / _NS)
+        first = entries[0]
+        if first[1] < need:
+            freed = 0
+            for first in entries:  # noqa: B007 - the loop variable is used after the loop
+                freed += first[1]
+                if freed >= need:
+                    break
+        return RateLimitResult(False, capacity - used, reset_at, (first[0] - raw) / _NS)
 
     def _reject_full(self, raw: float) -> RateLimitResult:
         oldest = next(iter(self._keys.values()))
         expiry = oldest.entries[-1][0]
-        return RateLimitResult(False, 0, self._clock.time(), (expiry - raw) / _NS)
+        return RateLimitResult(False, 0, self._time(), (expiry - raw) / _NS)
 
     def _evict_idle(self, now: int) -> None:
         keys = self._keys
@@ -245,7 +249,7 @@ class LocalRateLimiter:
         self._next_idle = now + self._window_ns
 
     def _release(self, key: str, state: _Key, entry: list[int], cost: int) -> None:
-        now = int(self._clock.monotonic() * _NS + 0.5)
+        now = int(self._monotonic() * _NS + 0.5)
         if entry[0] <= now:
             return  # already out of the window: nothing is held any more
         entry[1] -= cost
