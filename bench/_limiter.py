@@ -110,7 +110,9 @@ def _peer_with_stats(limit: int) -> Decide:
     return decide
 
 
-async def _best(make: Callable[[int], Decide], scenario: Scenario, repeat: int) -> tuple[float, int]:
+async def _best(
+    make: Callable[[int], Decide], scenario: Scenario, repeat: int
+) -> tuple[float, int]:
     best, admitted = float("inf"), 0
     for _ in range(repeat):
         elapsed, admitted = await _run(make(scenario.limit), scenario.keys)

@@ -226,7 +226,7 @@ class LocalRateLimiter:
         first = entries[0]
         if first[1] < need:
             freed = 0
-            for first in entries:  # noqa: B007 - the loop variable is used after the loop
+            for first in entries:
                 freed += first[1]
                 if freed >= need:
                     break
