@@ -110,35 +110,24 @@ def _peer_with_stats(limit: int) -> Decide:
     return decide
 
 
-async def _best(
-    make: Callable[[int], Decide], scenario: Scenario, repeat: int
-) -> tuple[float, int]:
-    best, admitted = float("inf"), 0
+async def _measure_one(scenario: Scenario, repeat: int) -> Measurement:
+    """Rounds alternate between the limiters so background load hits each alike."""
+    makers = (_ours, _peer, _peer_with_stats)
+    best = [float("inf")] * len(makers)
+    admitted = [0] * len(makers)
     for _ in range(repeat):
-        elapsed, admitted = await _run(make(scenario.limit), scenario.keys)
-        best = min(best, elapsed)
-    return len(scenario.keys) / best, admitted
+        for i, make in enumerate(makers):
+            elapsed, admitted[i] = await _run(make(scenario.limit), scenario.keys)
+            best[i] = min(best[i], elapsed)
+    n = len(scenario.keys)
+    return Measurement(
+        scenario.name, n, n / best[0], n / best[1], n / best[2], admitted[0], admitted[1]
+    )
 
 
 async def measure(decisions: int = 200_000, repeat: int = 3) -> list[Measurement]:
     """Run every scenario through both limiters; decisions per second, best of ``repeat``."""
-    out = []
-    for scenario in scenarios(decisions):
-        ours, ours_admitted = await _best(_ours, scenario, repeat)
-        peer, peer_admitted = await _best(_peer, scenario, repeat)
-        peer_stats, _ = await _best(_peer_with_stats, scenario, repeat)
-        out.append(
-            Measurement(
-                scenario.name,
-                len(scenario.keys),
-                ours,
-                peer,
-                peer_stats,
-                ours_admitted,
-                peer_admitted,
-            )
-        )
-    return out
+    return [await _measure_one(s, repeat) for s in scenarios(decisions)]
 
 
 def report(results: Sequence[Measurement]) -> str:

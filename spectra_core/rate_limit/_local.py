@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections import OrderedDict, deque
 
 from ..clock import Clock, SystemClock
@@ -114,8 +115,10 @@ class LocalRateLimiter:
         self.max_keys = max_keys
         self._capacity = requests_per_window + burst_allowance
         self._clock: Clock = clock if clock is not None else SystemClock()
-        self._monotonic = self._clock.monotonic
-        self._time = self._clock.time
+        if type(self._clock) is SystemClock:  # skip a Python-level call per reading
+            self._monotonic, self._time = time.monotonic, time.time
+        else:
+            self._monotonic, self._time = self._clock.monotonic, self._clock.time
         self._last_state: _Key | None = None
         self._last_entry: list[int] | None = None
         self._keys: OrderedDict[str, _Key] = OrderedDict()
@@ -139,13 +142,9 @@ class LocalRateLimiter:
         """How many keys are tracked now (idle ones may linger until the next admission)."""
         return len(self._keys)
 
-    async def check_limit(self, key: str, cost: int = 1) -> RateLimitResult:
-        """Admit and consume ``cost`` for ``key`` if the window allows it."""
-        return self._acquire(key, cost)
-
     async def reserve(self, key: str, cost: int = 1) -> _LocalReservation:
         """Decide as :meth:`check_limit` does, holding the cost until committed or released."""
-        result = self._acquire(key, cost)
+        result = await self.check_limit(key, cost)
         if not result.allowed:
             return _LocalReservation(result, None, key, None, None, cost)
         return _LocalReservation(result, self, key, self._last_state, self._last_entry, cost)
@@ -160,9 +159,10 @@ class LocalRateLimiter:
 
     # --- internals ------------------------------------------------------------------
 
-    def _acquire(self, key: str, cost: int) -> RateLimitResult:
-        """The decision; an admission's key state and entry are left in ``_last_state`` and
-        ``_last_entry`` for :meth:`reserve` (read at once, with no await in between)."""
+    async def check_limit(self, key: str, cost: int = 1) -> RateLimitResult:
+        """Admit and consume ``cost`` for ``key`` if the window allows it."""
+        # Never awaits: the decision is atomic under asyncio. An admission's key state and
+        # entry are left in _last_state/_last_entry for reserve(), which reads them at once.
         if type(cost) is not int or cost < 1:
             check_cost(cost)
         raw = self._monotonic() * _NS
