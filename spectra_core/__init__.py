@@ -55,6 +55,14 @@ from .models import (
     UserMessage,
 )
 from .plugins import Backend, BackendKind, PluginRegistry, load_plugins
+from .rate_limit import (
+    CompositeRateLimiter,
+    LocalRateLimiter,
+    RateLimiter,
+    RateLimitRequest,
+    RateLimitResult,
+    Reservation,
+)
 from .store import SessionFilter, SessionInfo, SessionPage, SessionStore, StoreBase
 from .tree import SessionContext, TreeNode
 
@@ -74,6 +82,7 @@ __all__ = [
     "CircuitState",
     "Clock",
     "CompactionEntry",
+    "CompositeRateLimiter",
     "ConfigError",
     "ConflictError",
     "ContentBlock",
@@ -88,6 +97,7 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidIdError",
     "LabelEntry",
+    "LocalRateLimiter",
     "Message",
     "MessageEntry",
     "ModelChangeEntry",
@@ -96,8 +106,12 @@ __all__ = [
     "PartialLoad",
     "PluginError",
     "PluginRegistry",
+    "RateLimitRequest",
+    "RateLimitResult",
     "RateLimitedError",
+    "RateLimiter",
     "Register",
+    "Reservation",
     "Session",
     "SessionBusyError",
     "SessionConfig",

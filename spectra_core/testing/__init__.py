@@ -1,11 +1,13 @@
 """Test helpers for spectra and its plugins: a fake clock and backend conformance suites.
 
 A store plugin proves it honours the store contract by subclassing
-:class:`SessionStoreConformance` in its own tests and providing a ``store`` fixture.
+:class:`SessionStoreConformance` in its own tests and providing a ``store`` fixture;
+a rate limiter plugin subclasses :class:`RateLimiterConformance` and provides ``make_limiter``.
 """
 
 from .breaker_conformance import CircuitBreakerConformance
 from .clock import FakeClock
+from .limiter_conformance import RateLimiterConformance
 from .providers import GatedProvider
 from .samples import every_entry_kind
 from .store_conformance import SessionStoreConformance
@@ -14,6 +16,7 @@ __all__ = [
     "CircuitBreakerConformance",
     "FakeClock",
     "GatedProvider",
+    "RateLimiterConformance",
     "SessionStoreConformance",
     "every_entry_kind",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from spectra_core import Register, hookimpl
 
 from ._breaker import MemoryBreakerOptions, memory_breaker
+from ._limiter import MemoryLimiterOptions, create_memory_limiter
 from ._store import InMemorySessionStore, MemoryStoreOptions
 
 
@@ -25,4 +26,14 @@ def spectra_register_circuit_breakers(register: Register) -> None:
         memory_breaker,
         MemoryBreakerOptions,
         description="Circuit breaker with its state in process memory.",
+    )
+
+
+@hookimpl
+def spectra_register_rate_limiters(register: Register) -> None:
+    register(
+        "memory",
+        create_memory_limiter,
+        MemoryLimiterOptions,
+        description="Exact sliding-window rate limiter in process memory, per process.",
     )
