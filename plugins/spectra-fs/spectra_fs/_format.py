@@ -53,7 +53,9 @@ class Corrupt(Exception):
 
 
 def encode_header(header: dict[str, Any]) -> bytes:
-    return (dumps({"spectra": "session", "format": FORMAT_VERSION, "session": header}) + "\n").encode()
+    return (
+        dumps({"spectra": "session", "format": FORMAT_VERSION, "session": header}) + "\n"
+    ).encode()
 
 
 def encode_entry(entry_json: str, parent_off: int, model_off: int, flags: int) -> bytes:
@@ -237,9 +239,7 @@ def _upgrade_0_to_1(header: dict[str, Any], entries: list[dict[str, Any]]) -> Le
 #: Readers of each older format: the file's bytes -> (full header, entry dicts).
 _LEGACY_READERS: dict[int, Callable[[bytes, str], Legacy]] = {0: _read_format_0}
 #: UPGRADES[n] turns format-n data into format n+1 data.
-UPGRADES: dict[int, Callable[[dict[str, Any], list[dict[str, Any]]], Legacy]] = {
-    0: _upgrade_0_to_1
-}
+UPGRADES: dict[int, Callable[[dict[str, Any], list[dict[str, Any]]], Legacy]] = {0: _upgrade_0_to_1}
 
 
 def read_legacy(fmt: int, data: bytes, where: str) -> Legacy:

@@ -201,7 +201,9 @@ class Index:
             if self._durable:
                 conn.execute("PRAGMA synchronous=FULL")
             try:
-                conn.execute("INSERT INTO pending(token, session_id) VALUES (?, ?)", (token, session_id))
+                conn.execute(
+                    "INSERT INTO pending(token, session_id) VALUES (?, ?)", (token, session_id)
+                )
             finally:
                 if self._durable:
                     conn.execute("PRAGMA synchronous=NORMAL")

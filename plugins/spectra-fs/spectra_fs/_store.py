@@ -174,17 +174,15 @@ class FileSystemSessionStore(StoreBase):
     processes can share the directory. See docs/stores/fs.md for the format.
     """
 
-    def __init__(self, directory: str | os.PathLike[str], *, durability: Durability = "fsync") -> None:
+    def __init__(
+        self, directory: str | os.PathLike[str], *, durability: Durability = "fsync"
+    ) -> None:
         if durability not in ("fsync", "none"):
-            raise InvalidArgumentError(
-                f"durability must be 'fsync' or 'none', got {durability!r}"
-            )
+            raise InvalidArgumentError(f"durability must be 'fsync' or 'none', got {durability!r}")
         self._dir = Path(directory)
         self._fsync = durability == "fsync"
         self.durability: Durability = durability
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
-            weakref.WeakValueDictionary()
-        )
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._make_dir()
         self._index = Index(self._dir / INDEX_NAME, self._scan, durable=self._fsync)
 
@@ -369,7 +367,9 @@ class FileSystemSessionStore(StoreBase):
             raise Corrupt(f"a record does not convert: {exc}") from None
         self._check_id(session_id, fields.get("id"))
         if commit.get("count") != len(entries):
-            raise Corrupt(f"the last commit counts {commit.get('count')} entries, found {len(entries)}")
+            raise Corrupt(
+                f"the last commit counts {commit.get('count')} entries, found {len(entries)}"
+            )
         return Session(**fields, entries=entries, saved_count=len(entries))
 
     async def load_branch(self, session_id: str, *, tail: int | None = None) -> Session:
@@ -626,7 +626,9 @@ class FileSystemSessionStore(StoreBase):
         try:
             h = self._open(session_id, path, exclusive=False)
         except (OSError, Corrupt) as exc:
-            log.warning("cannot re-read session for the index", session_id=session_id, error=str(exc))
+            log.warning(
+                "cannot re-read session for the index", session_id=session_id, error=str(exc)
+            )
             self._index.cancel(token)
             return
         if h is None:
@@ -636,7 +638,9 @@ class FileSystemSessionStore(StoreBase):
             info = self._info(h.fd, h.size)
             self._index.finish(token, session_id, info)
         except (OSError, Corrupt) as exc:
-            log.warning("cannot re-read session for the index", session_id=session_id, error=str(exc))
+            log.warning(
+                "cannot re-read session for the index", session_id=session_id, error=str(exc)
+            )
             self._index.cancel(token)
         finally:
             os.close(h.fd)
