@@ -40,8 +40,9 @@ __all__ = [
 ]
 
 MODEL_CHANGE = 1
-_BLOCK = 64 * 1024
-_SLACK = 4 * 1024
+_FIRST_BLOCK = 8 * 1024  # reads start small and double, up to _MAX_BLOCK
+_MAX_BLOCK = 1024 * 1024
+_SLACK = 2 * 1024
 _COMMIT = b'{"commit":'
 _PREFIX_RE = re.compile(
     rb'\{"@":\[(-?\d+),(-?\d+),(\d+)\],"e":\{"type":"(?:[^"\\]|\\.)*","id":"((?:[^"\\]|\\.)*)"'
@@ -125,6 +126,7 @@ class LineReader:
         self.bytes_read = 0
         self._lo = 0
         self._buf = b""
+        self._block = _FIRST_BLOCK
 
     def _pread(self, n: int, off: int) -> bytes:
         data = os.pread(self.fd, n, off)
@@ -140,8 +142,9 @@ class LineReader:
             j = buf.find(b"\n", off - lo)
             if j >= 0:
                 return buf[off - lo : j]
-        start = max(0, off + _SLACK - _BLOCK)
-        block = self._pread(min(_BLOCK, self.size - start), start)
+        start = max(0, off + _SLACK - self._block)
+        block = self._pread(min(self._block, self.size - start), start)
+        self._block = min(2 * self._block, _MAX_BLOCK)
         self._lo, self._buf = start, block
         j = block.find(b"\n", off - start)
         if j >= 0:
@@ -149,7 +152,7 @@ class LineReader:
         parts = [block[off - start :]]
         pos = start + len(block)
         while pos < self.size:
-            chunk = self._pread(min(max(_BLOCK, pos - off), self.size - pos), pos)
+            chunk = self._pread(min(max(self._block, pos - off), self.size - pos), pos)
             if not chunk:
                 break
             k = chunk.find(b"\n")
@@ -170,12 +173,14 @@ def last_commit(fd: int, size: int) -> tuple[dict[str, Any], int, int]:
     buf = b""
     buf_start = size
     read = 0
+    block = _FIRST_BLOCK // 2
 
     def grow() -> bool:
-        nonlocal buf, buf_start, read
+        nonlocal buf, buf_start, read, block
         if buf_start == 0:
             return False
-        start = max(0, buf_start - _BLOCK)
+        block = min(2 * block, _MAX_BLOCK)
+        start = max(0, buf_start - block)
         chunk = os.pread(fd, buf_start - start, start)
         read += len(chunk)
         buf, buf_start = chunk + buf, start
