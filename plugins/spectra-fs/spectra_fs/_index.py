@@ -146,7 +146,7 @@ class Index:
             for attempt in (1, 2):
                 try:
                     return fn(self._open())
-                except sqlite3.OperationalError as exc:
+                except (sqlite3.OperationalError, OSError) as exc:
                     raise StoreError(
                         f"listing index {self.path}: could not {what}: {exc}; "
                         "check the directory is writable and has free space"

@@ -36,7 +36,10 @@ async def crash(directory: str, seed: int) -> None:
         while True:
             sid = rng.choice(("crash-a", "crash-b"))
             s = sessions[sid]
-            entries = [manager.append_message(s, f"{seed}-{n}-{i}" + "x" * rng.randrange(1, 16_000)) for i in range(rng.randrange(1, 4))]
+            entries = [
+                manager.append_message(s, f"{seed}-{n}-{i}" + "x" * rng.randrange(1, 16_000))
+                for i in range(rng.randrange(1, 4))
+            ]
             await manager.save(s)
             for e in entries:
                 print(f"{sid} {e.id} {s.version}", flush=True)
@@ -65,7 +68,7 @@ async def die_before_index(directory: str, sid: str) -> None:
     def die(*_: object) -> None:
         os._exit(9)
 
-    _index.Index.finish = die  # type: ignore[method-assign]
+    _index.Index.finish = die  # type: ignore[method-assign,assignment]
     store = FileSystemSessionStore(directory)
     manager = SessionManager(store)
     s = await manager.load(sid)

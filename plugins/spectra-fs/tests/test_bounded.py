@@ -79,9 +79,13 @@ _OPS = st.lists(
 )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(ops=_OPS)
-async def test_load_branch_equals_trimmed_full_load(tmp_path: Path, ops: list[tuple[str, int]]) -> None:
+async def test_load_branch_equals_trimmed_full_load(
+    tmp_path: Path, ops: list[tuple[str, int]]
+) -> None:
     async with FileSystemSessionStore(tmp_path / "p", durability="none") as store:
         manager = SessionManager(store, clock=FakeClock())
         s = await manager.create()

@@ -76,7 +76,9 @@ async def test_two_processes_saving_one_session_lose_nothing(tmp_path: Path) -> 
     async with FileSystemSessionStore(directory) as store:
         loaded = await store.load("shared")
         texts = [e.message.text for e in loaded.entries if isinstance(e, MessageEntry)]
-        assert sorted(texts) == sorted([f"p-{i}" for i in range(200)] + [f"q-{i}" for i in range(200)])
+        assert sorted(texts) == sorted(
+            [f"p-{i}" for i in range(200)] + [f"q-{i}" for i in range(200)]
+        )
         assert loaded.version == 401
         for tag in ("p", "q"):  # each writer's entries are in its own order
             mine = [t for t in texts if t.startswith(tag)]

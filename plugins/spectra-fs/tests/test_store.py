@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 import os
 import stat
 from pathlib import Path
@@ -105,9 +106,7 @@ async def test_bad_ids_never_reach_a_path(
     assert sorted(p.name for p in directory.parent.rglob("*") if p.suffix == ".jsonl") == []
 
 
-def _epoch():  # type: ignore[no-untyped-def]
-    from datetime import UTC, datetime
-
+def _epoch() -> datetime:
     return datetime(2024, 1, 1, tzinfo=UTC)
 
 
@@ -202,7 +201,9 @@ async def _assert_broken(store: FileSystemSessionStore, match: str) -> None:
     assert {i.id for i in await store.list()} >= {"good"}
 
 
-async def test_bad_json_in_the_middle(manager: SessionManager, store: FileSystemSessionStore) -> None:
+async def test_bad_json_in_the_middle(
+    manager: SessionManager, store: FileSystemSessionStore
+) -> None:
     await _two_sessions(manager)
     path = store.path_of("bad")
     lines = path.read_bytes().splitlines(keepends=True)
@@ -213,7 +214,9 @@ async def test_bad_json_in_the_middle(manager: SessionManager, store: FileSystem
     assert _texts(await store.load("good")) == ["x", "y"]
 
 
-async def test_future_format_is_refused(manager: SessionManager, store: FileSystemSessionStore) -> None:
+async def test_future_format_is_refused(
+    manager: SessionManager, store: FileSystemSessionStore
+) -> None:
     await _two_sessions(manager)
     path = store.path_of("bad")
     lines = path.read_bytes().splitlines(keepends=True)
