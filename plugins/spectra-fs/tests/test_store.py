@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 import os
 import stat
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
