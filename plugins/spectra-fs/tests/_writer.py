@@ -1,0 +1,93 @@
+"""A writer process for the crash and multi-process tests (run with ``python _writer.py``).
+
+Modes:
+  crash DIR SEED          save to sessions crash-a / crash-b forever, printing
+                          "<session> <entry id> <version>" after each acknowledged save
+  contend DIR SID N TAG   make N saves to SID, reloading and retrying on ConflictError;
+                          prints the number of conflicts at the end
+  die-before-index DIR SID  save one entry, then die before the listing index is updated
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import sys
+
+import structlog
+
+from spectra_core import ConflictError, SessionManager, SessionNotFound
+from spectra_fs import FileSystemSessionStore
+
+
+async def crash(directory: str, seed: int) -> None:
+    rng = random.Random(seed)
+    async with FileSystemSessionStore(directory) as store:
+        manager = SessionManager(store)
+        sessions = {}
+        for sid in ("crash-a", "crash-b"):
+            try:
+                sessions[sid] = await manager.load(sid, tail=1)
+            except SessionNotFound:
+                sessions[sid] = await manager.create(session_id=sid)
+                print(f"{sid} - {sessions[sid].version}", flush=True)
+        n = 0
+        while True:
+            sid = rng.choice(("crash-a", "crash-b"))
+            s = sessions[sid]
+            entries = [
+                manager.append_message(s, f"{seed}-{n}-{i}" + "x" * rng.randrange(1, 16_000))
+                for i in range(rng.randrange(1, 4))
+            ]
+            await manager.save(s)
+            for e in entries:
+                print(f"{sid} {e.id} {s.version}", flush=True)
+            n += 1
+
+
+async def contend(directory: str, sid: str, count: int, tag: str) -> None:
+    conflicts = 0
+    async with FileSystemSessionStore(directory) as store:
+        manager = SessionManager(store)
+        for i in range(count):
+            while True:
+                s = await manager.load(sid, tail=1)
+                manager.append_message(s, f"{tag}-{i}")
+                try:
+                    await manager.save(s)
+                    break
+                except ConflictError:
+                    conflicts += 1
+    print(conflicts, flush=True)
+
+
+async def die_before_index(directory: str, sid: str) -> None:
+    from spectra_fs import _index
+
+    def die(*_: object) -> None:
+        os._exit(9)
+
+    _index.Index.finish = die  # type: ignore[method-assign,assignment]
+    store = FileSystemSessionStore(directory)
+    manager = SessionManager(store)
+    s = await manager.load(sid)
+    manager.append_message(s, "saved, but the index never heard of it")
+    await manager.save(s)
+
+
+def main() -> None:
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+    mode, *args = sys.argv[1:]
+    if mode == "crash":
+        asyncio.run(crash(args[0], int(args[1])))
+    elif mode == "contend":
+        asyncio.run(contend(args[0], args[1], int(args[2]), args[3]))
+    elif mode == "die-before-index":
+        asyncio.run(die_before_index(args[0], args[1]))
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+
+
+if __name__ == "__main__":
+    main()

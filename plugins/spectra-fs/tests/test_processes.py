@@ -1,0 +1,102 @@
+"""Real processes: writers killed with SIGKILL at random moments, and two writers on one
+session."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from spectra_core import MessageEntry, SessionFilter
+from spectra_fs import FileSystemSessionStore
+
+WRITER = str(Path(__file__).with_name("_writer.py"))
+TIMEOUT = 60
+
+
+def _spawn(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, WRITER, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+async def test_sigkill_at_random_moments_loses_no_acknowledged_entry(tmp_path: Path) -> None:
+    directory = tmp_path / "sessions"
+    rng = random.Random(20240601)
+    acked: dict[str, set[str]] = {"crash-a": set(), "crash-b": set()}
+    versions: dict[str, int] = {"crash-a": 0, "crash-b": 0}
+    for round_ in range(20):
+        proc = _spawn("crash", str(directory), str(round_))
+        assert proc.stdout is not None
+        for _ in range(rng.randrange(1, 12)):
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read() if proc.stderr else "writer exited"
+            sid, entry_id, version = line.split()
+            if entry_id != "-":
+                acked[sid].add(entry_id)
+            versions[sid] = max(versions[sid], int(version))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(TIMEOUT)
+        proc.stdout.close()
+        assert proc.stderr is not None
+        proc.stderr.close()
+        async with FileSystemSessionStore(directory) as store:
+            for sid, ids in acked.items():
+                if not versions[sid]:
+                    continue
+                loaded = await store.load(sid)
+                assert ids <= {e.id for e in loaded.entries}, f"round {round_}: {sid} lost entries"
+                assert loaded.version >= versions[sid]
+                branch = await store.load_branch(sid, tail=3)
+                assert branch.version == loaded.version
+                assert [e.id for e in branch.entries] == [e.id for e in loaded.entries[-3:]]
+            listed = {i.id: i.version for i in await store.list()}
+            for sid in listed:
+                assert listed[sid] == (await store.load(sid)).version, "index lags the files"
+    assert all(len(ids) > 20 for ids in acked.values())
+
+
+async def test_two_processes_saving_one_session_lose_nothing(tmp_path: Path) -> None:
+    directory = tmp_path / "sessions"
+    async with FileSystemSessionStore(directory) as store:
+        from spectra_core import SessionManager
+
+        await SessionManager(store).create(session_id="shared")
+    procs = [_spawn("contend", str(directory), "shared", "200", tag) for tag in ("p", "q")]
+    conflicts = 0
+    for proc in procs:
+        out, err = proc.communicate(timeout=TIMEOUT)
+        assert proc.returncode == 0, err
+        conflicts += int(out.strip())
+    async with FileSystemSessionStore(directory) as store:
+        loaded = await store.load("shared")
+        texts = [e.message.text for e in loaded.entries if isinstance(e, MessageEntry)]
+        assert sorted(texts) == sorted(
+            [f"p-{i}" for i in range(200)] + [f"q-{i}" for i in range(200)]
+        )
+        assert loaded.version == 401
+        for tag in ("p", "q"):  # each writer's entries are in its own order
+            mine = [t for t in texts if t.startswith(tag)]
+            assert mine == [f"{tag}-{i}" for i in range(200)]
+        (info,) = (await store.list(SessionFilter())).sessions
+        assert info.version == 401
+    assert conflicts >= 0
+
+
+async def test_process_killed_between_commit_and_index_update(tmp_path: Path) -> None:
+    directory = tmp_path / "sessions"
+    async with FileSystemSessionStore(directory) as store:
+        from spectra_core import SessionManager
+
+        await SessionManager(store).create(session_id="s1")
+        assert [i.version for i in await store.list()] == [1]
+        proc = _spawn("die-before-index", str(directory), "s1")
+        _, err = proc.communicate(timeout=TIMEOUT)
+        assert proc.returncode == 9, err
+        assert (await store.load("s1")).version == 2
+        assert [i.version for i in await store.list()] == [2]
