@@ -42,9 +42,11 @@ class SqliteStoreOptions:
       of the process, the last saves may roll back on power loss. ``extra``: as full,
       plus directory syncs. ``off``: no fsync at all (tests, throwaway data).
     - ``busy_timeout``: how long a save waits for another process's write lock before
-      failing with StoreError.
+      failing with StoreError (seconds, or "250ms", "5s"...).
+
+    ``synchronous`` accepts any case ("FULL" or "full") and is stored lower-case.
     """
 
     path: str = attrs.field(validator=_non_empty)
-    synchronous: Synchronous = attrs.field(default="full", converter=check_synchronous)
+    synchronous: str = attrs.field(default="full", converter=check_synchronous)
     busy_timeout: Duration = attrs.field(default=Duration(5.0), converter=parse_duration)

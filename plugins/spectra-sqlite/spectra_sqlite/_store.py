@@ -83,7 +83,13 @@ SELECT id FROM walk ORDER BY n DESC LIMIT 1
 
 def _create_private(path: Path) -> None:
     """Create the database file 0600 (and missing parent folders 0700) if it is missing."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        folder.chmod(0o700)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     except FileExistsError:
