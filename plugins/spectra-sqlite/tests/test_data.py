@@ -46,23 +46,35 @@ async def _two_sessions(store: SQLiteSessionStore) -> tuple[SessionManager, Sess
     return manager, a, b
 
 
+JUNK = b"this is a text file, not a database\n" * 200
+
+
+def _read(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+@pytest.fixture
+def junk_file(db_path: Path) -> Path:
+    db_path.write_bytes(JUNK)
+    return db_path
+
+
+@pytest.mark.usefixtures("junk_file")
 async def test_not_a_sqlite_file(open_store: OpenStore, db_path: Path) -> None:
-    junk = b"this is a text file, not a database\n" * 200
-    db_path.write_bytes(junk)
     store = open_store()
     with pytest.raises(StoreError) as info:
         await store.load("some-session")
     message = str(info.value)
     assert str(db_path) in message
     assert "not a SQLite database" in message and "[store] path" in message
-    assert db_path.read_bytes() == junk
+    assert _read(db_path) == JUNK
     with pytest.raises(StoreError):
         await store.ping()
 
 
 async def test_sqlite_file_of_another_application(open_store: OpenStore, db_path: Path) -> None:
     _sql(db_path, "CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
-    with pytest.raises(StoreError, match="not a spectra session store.*invoices") as info:
+    with pytest.raises(StoreError, match=r"not a spectra session store.*invoices") as info:
         await open_store().ping()
     assert str(db_path) in str(info.value)
     assert _sql(db_path, "PRAGMA user_version") == [(0,)]
@@ -71,7 +83,7 @@ async def test_sqlite_file_of_another_application(open_store: OpenStore, db_path
 async def test_future_schema_version_is_refused(open_store: OpenStore, db_path: Path) -> None:
     await _two_sessions(open_store())
     _sql(db_path, f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    with pytest.raises(StoreError, match="newer spectra-sqlite.*upgrade") as info:
+    with pytest.raises(StoreError, match=r"newer spectra-sqlite.*upgrade") as info:
         await open_store().load("anything")
     assert str(db_path) in str(info.value)
 
@@ -97,7 +109,7 @@ async def test_bad_entry_json_names_session_and_entry(open_store: OpenStore, db_
 
 
 async def test_entry_json_of_wrong_shape(open_store: OpenStore, db_path: Path) -> None:
-    _, a, b = await _two_sessions(open_store())
+    _, a, _ = await _two_sessions(open_store())
     _sql(db_path, f"UPDATE entries SET data = '[1, 2]' WHERE id = '{a.entries[0].id}'")
     with pytest.raises(StoreError, match=a.entries[0].id):
         await open_store().load(a.id)
@@ -193,7 +205,7 @@ async def test_corrupt_version_zero_file_names_the_session(
     conn.execute("INSERT INTO sessions VALUES ('bad-one', '{not json')")
     conn.commit()
     conn.close()
-    with pytest.raises(StoreError, match="'bad-one'.*migrate|migrate.*'bad-one'"):
+    with pytest.raises(StoreError, match=r"'bad-one'.*migrate|migrate.*'bad-one'"):
         await open_store().ping()
     # the failed migration rolled back: the file is still a v0 file
     assert _sql(db_path, "PRAGMA user_version") == [(0,)]

@@ -38,7 +38,7 @@ async def test_entry_point_registers_sqlite_store(tmp_path: Path) -> None:
 def test_options_defaults_and_conversions() -> None:
     opts = SqliteStoreOptions(path="s.db")
     assert (opts.synchronous, opts.busy_timeout) == ("full", 5.0)
-    opts = SqliteStoreOptions(path="s.db", synchronous="Extra", busy_timeout="250ms")  # type: ignore[arg-type]
+    opts = SqliteStoreOptions(path="s.db", synchronous="Extra", busy_timeout="250ms")
     assert (opts.synchronous, opts.busy_timeout) == ("extra", 0.25)
 
 
@@ -51,7 +51,7 @@ def test_options_defaults_and_conversions() -> None:
     ],
 )
 def test_options_reject_bad_values(kwargs: dict[str, str]) -> None:
-    with pytest.raises(ValueError, match="path|synchronous|duration") as info:
+    with pytest.raises(ValueError, match=r"path|synchronous|duration") as info:
         SqliteStoreOptions(**kwargs)
     if "synchronous" in kwargs:
         assert isinstance(info.value, InvalidArgumentError)
