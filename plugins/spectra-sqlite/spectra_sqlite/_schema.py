@@ -146,17 +146,17 @@ async def _tables(db: aiosqlite.Connection) -> dict[str, set[str]]:
 async def ensure_schema(db: aiosqlite.Connection, path: str) -> None:
     """Create the layout in an empty file, migrate an older one forward, refuse a newer one.
 
-    Runs in one ``BEGIN IMMEDIATE`` transaction, so processes opening the file at once
-    agree on the result.
+    A file already at this version is only read. Otherwise the work runs in one
+    ``BEGIN IMMEDIATE`` transaction, so processes opening the file at once agree.
     """
+    ((version,),) = await fetch(db, "PRAGMA user_version")
+    if version == SCHEMA_VERSION:
+        return
+    _refuse_newer(version, path)
     await db.execute("BEGIN IMMEDIATE")
     try:
         ((version,),) = await fetch(db, "PRAGMA user_version")
-        if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"{path} has schema version {version}, written by a newer spectra-sqlite; "
-                f"this one reads versions up to {SCHEMA_VERSION}: upgrade spectra-sqlite"
-            )
+        _refuse_newer(version, path)
         if version == 0:
             tables = await _tables(db)
             if not tables:
@@ -170,10 +170,17 @@ async def ensure_schema(db: aiosqlite.Connection, path: str) -> None:
         while version < SCHEMA_VERSION:
             await _MIGRATIONS[version](db, path)
             version += 1
-            await db.execute(f"PRAGMA user_version = {version}")
         await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         await db.execute("COMMIT")
     except BaseException:
         if db.in_transaction:
             await db.execute("ROLLBACK")
         raise
+
+
+def _refuse_newer(version: int, path: str) -> None:
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path} has schema version {version}, written by a newer spectra-sqlite; "
+            f"this one reads versions up to {SCHEMA_VERSION}: upgrade spectra-sqlite"
+        )
