@@ -11,6 +11,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from spectra_core import MessageEntry, SessionManager
 from spectra_sqlite import SQLiteSessionStore
 
@@ -71,12 +73,12 @@ async def test_sigkill_never_loses_an_acknowledged_save(
         proc = _spawn("crash", str(db_path), "crashy")
         assert proc.stdout is not None
         wanted = rng.randint(1, 25)
-        lines = []
+        lines: list[str] = []
         while len(lines) < wanted:
             line = proc.stdout.readline()
-            assert line, (
-                f"writer died early (seed {seed}): {proc.stderr.read() if proc.stderr else ''}"
-            )
+            if not line:
+                _, err = proc.communicate(timeout=TIMEOUT)
+                pytest.fail(f"writer died early (seed {seed}): {err}")
             lines.append(line)
         proc.send_signal(signal.SIGKILL)
         rest, _ = proc.communicate(timeout=TIMEOUT)
