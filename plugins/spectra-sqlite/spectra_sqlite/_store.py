@@ -56,18 +56,17 @@ _INSERT_ENTRY = (
     " compaction_seq, data) VALUES (?,?,?,?,?,?,?,?,?)"
 )
 _NODE = "SELECT seq, kind, depth, model_seq, compaction_seq FROM entries"
-# The active branch, leaf first: ``?3`` rows up the parent links from entry ``?2``.
+# The active branch up from entry ``?2``: at most ``?3`` rows, each read by the id index.
 _WALK = """
-WITH RECURSIVE walk(seq, parent_id, n) AS (
-    SELECT seq, parent_id, 1 FROM entries WHERE session_id = ?1 AND id = ?2
+WITH RECURSIVE walk(seq, id, parent_id, depth, model_seq, data, n) AS (
+    SELECT seq, id, parent_id, depth, model_seq, data, 1
+    FROM entries WHERE session_id = ?1 AND id = ?2
     UNION ALL
-    SELECT e.seq, e.parent_id, walk.n + 1 FROM walk
+    SELECT e.seq, e.id, e.parent_id, e.depth, e.model_seq, e.data, walk.n + 1 FROM walk
     JOIN entries AS e ON e.session_id = ?1 AND e.id = walk.parent_id
     WHERE walk.n < ?3
 )
-SELECT e.seq, e.id, e.depth, e.model_seq, e.data FROM walk
-JOIN entries AS e ON e.session_id = ?1 AND e.seq = walk.seq
-ORDER BY e.seq
+SELECT seq, id, depth, model_seq, data FROM walk ORDER BY seq
 """
 _WALK_IDS = """
 WITH RECURSIVE walk(id, parent_id, n) AS (
