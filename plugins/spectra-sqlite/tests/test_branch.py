@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 import tempfile
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -90,7 +91,7 @@ async def _steps(store: SQLiteSessionStore, work: Callable[[], Awaitable[object]
     try:
         await work()
     finally:
-        await store._db.set_progress_handler(None, 100)
+        await store._db.set_progress_handler(None, 100)  # type: ignore[arg-type]  # None removes it
     return steps
 
 
@@ -104,11 +105,11 @@ async def test_bounded_load_and_append_cost_do_not_grow(open_store: OpenStore) -
         for i in range(n):
             manager.append_message(s, f"m{i}")
         await manager.save(s)
-        load = await _steps(store, lambda s=s: store.load_branch(s.id, tail=20))
+        load = await _steps(store, partial(store.load_branch, s.id, tail=20))
         part = await store.load_branch(s.id, tail=20)
         assert part.partial is not None and part.partial.model is not None
         manager.append_message(s, "one more")
-        append = await _steps(store, lambda s=s: manager.save(s))
+        append = await _steps(store, partial(manager.save, s))
         costs[n] = (load, append)
     (small_load, small_append), (big_load, big_append) = costs[200], costs[20_000]
     assert big_load <= small_load * 1.5 + 5, costs
