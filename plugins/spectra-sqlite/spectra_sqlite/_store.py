@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
@@ -99,6 +100,14 @@ def _create_private(path: Path) -> None:
         os.close(fd)
 
 
+def _daemonize(connection: aiosqlite.Connection) -> None:
+    """Make the connection's worker thread a daemon, so a store that was never closed
+    does not hang interpreter exit (every acknowledged save is already committed)."""
+    thread = getattr(connection, "_thread", None)
+    if isinstance(thread, threading.Thread) and not thread.is_alive():
+        thread.daemon = True
+
+
 class SQLiteSessionStore(StoreBase):
     """Sessions in one SQLite database file, on aiosqlite.
 
@@ -141,7 +150,9 @@ class SQLiteSessionStore(StoreBase):
                 "make its folder writable or point [store] path elsewhere"
             ) from exc
         try:
-            db = await aiosqlite.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+            pending = aiosqlite.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+            _daemonize(pending)
+            db = await pending
         except sqlite3.Error as exc:
             raise self._error(exc, "opening the database") from exc
         try:

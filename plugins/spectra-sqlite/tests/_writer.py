@@ -4,6 +4,7 @@
 prints the number of conflicts at the end.
 ``crash DB SESSION``: appends and saves forever, printing ``VERSION ENTRY_ID`` after
 each acknowledged save (the parent kills it with SIGKILL).
+``unclosed DB SESSION``: saves once and exits without closing the store.
 """
 
 from __future__ import annotations
@@ -48,9 +49,20 @@ async def crash(db: str, session_id: str) -> None:
             sys.stdout.flush()
 
 
+async def unclosed(db: str, session_id: str) -> None:
+    store = SQLiteSessionStore(db)  # deliberately never closed
+    manager = SessionManager(store)
+    s = await manager.create(session_id=session_id)
+    manager.append_message(s, "saved before exit")
+    await manager.save(s)
+    print(s.version, flush=True)
+
+
 if __name__ == "__main__":
     mode, *args = sys.argv[1:]
     if mode == "race":
         asyncio.run(race(args[0], args[1], args[2], int(args[3])))
+    elif mode == "unclosed":
+        asyncio.run(unclosed(args[0], args[1]))
     else:
         asyncio.run(crash(args[0], args[1]))

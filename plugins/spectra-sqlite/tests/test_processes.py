@@ -97,3 +97,14 @@ async def test_sigkill_never_loses_an_acknowledged_save(
         assert (await store.load_branch("crashy", tail=3)).entries == loaded.entries[-3:]
         await store.aclose()
         assert _integrity(db_path) == "ok", f"round {round_} (seed {seed})"
+
+
+async def test_a_store_never_closed_does_not_hang_exit(
+    open_store: OpenStore, db_path: Path
+) -> None:
+    proc = _spawn("unclosed", str(db_path), "left-open")
+    out, err = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 0, err
+    assert out.strip() == "2"
+    loaded = await open_store().load("left-open")
+    assert loaded.version == 2 and len(loaded.entries) == 1
