@@ -46,6 +46,8 @@ from ._schema import ensure_schema
 __all__ = ["SQLiteSessionStore"]
 
 _T = TypeVar("_T")
+#: SQLite errors after which the connection is dropped and reopened on the next call.
+_REOPEN_AFTER = ("SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_NOTADB", "SQLITE_CORRUPT")
 
 _HEADER_COLUMNS = (
     "id, user_id, tenant_id, created_at, updated_at, version, leaf_id, forked_from, config,"
@@ -195,6 +197,12 @@ class SQLiteSessionStore(StoreBase):
                     with suppress(sqlite3.Error):
                         await db.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error):
+                    if getattr(exc, "sqlite_errorname", "").startswith(_REOPEN_AFTER):
+                        # the file changed under us (moved, remounted, damaged): start
+                        # afresh on the next call
+                        self._db = None
+                        with suppress(sqlite3.Error):
+                            await db.close()
                     raise self._error(exc, action) from exc
                 raise
 
@@ -221,7 +229,7 @@ class SQLiteSessionStore(StoreBase):
         elif name.startswith("SQLITE_CORRUPT"):
             hint = "the database is damaged; restore it from a backup"
         else:
-            hint = "see the SQLite error above"
+            hint = "check the file and the disk it is on"
         return StoreError(f"{action} in {self.path} failed: {exc} ({name or 'sqlite'}); {hint}")
 
     async def ping(self) -> None:
