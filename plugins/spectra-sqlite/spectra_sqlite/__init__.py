@@ -1,0 +1,7 @@
+"""SQLite session store for spectra (backend name ``sqlite``)."""
+
+from ._options import SYNCHRONOUS_LEVELS, SqliteStoreOptions
+from ._schema import SCHEMA_VERSION
+from ._store import SQLiteSessionStore
+
+__all__ = ["SCHEMA_VERSION", "SYNCHRONOUS_LEVELS", "SQLiteSessionStore", "SqliteStoreOptions"]

@@ -1,0 +1,567 @@
+"""SQLiteSessionStore: sessions in one SQLite file (WAL), one row per entry."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from spectra_core.durations import Duration, parse_duration
+from spectra_core.errors import (
+    ConflictError,
+    InvalidArgumentError,
+    SessionNotFound,
+    StoreError,
+)
+from spectra_core.ids import validate_id
+from spectra_core.models import CompactionEntry, Entry, ModelChangeEntry, PartialLoad, Session
+from spectra_core.serde import (
+    FORMAT_VERSION,
+    dumps,
+    entry_from_dict,
+    header_from_dict,
+    header_to_dict,
+)
+from spectra_core.store import (
+    SessionFilter,
+    SessionInfo,
+    SessionPage,
+    StoreBase,
+    decode_cursor,
+    encode_cursor,
+)
+
+from ._options import SqliteStoreOptions, Synchronous, check_synchronous
+from ._rows import Node, entry_rows, fetch, micros
+from ._schema import ensure_schema
+
+__all__ = ["SQLiteSessionStore"]
+
+_T = TypeVar("_T")
+#: SQLite errors after which the connection is dropped and reopened on the next call.
+_REOPEN_AFTER = ("SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_NOTADB", "SQLITE_CORRUPT")
+
+_HEADER_COLUMNS = (
+    "id, user_id, tenant_id, created_at, updated_at, version, leaf_id, forked_from, config,"
+    " entry_count, format"
+)
+_INFO_COLUMNS = "id, user_id, tenant_id, created_at, updated_at, version, forked_from"
+_INSERT_ENTRY = (
+    "INSERT INTO entries (session_id, seq, id, parent_id, kind, depth, model_seq,"
+    " compaction_seq, data) VALUES (?,?,?,?,?,?,?,?,?)"
+)
+_NODE = "SELECT seq, kind, depth, model_seq, compaction_seq FROM entries"
+# The active branch up from entry ``?2``: at most ``?3`` rows, each read by the id index.
+_WALK = """
+WITH RECURSIVE walk(seq, id, parent_id, depth, model_seq, data, n) AS (
+    SELECT seq, id, parent_id, depth, model_seq, data, 1
+    FROM entries WHERE session_id = ?1 AND id = ?2
+    UNION ALL
+    SELECT e.seq, e.id, e.parent_id, e.depth, e.model_seq, e.data, walk.n + 1 FROM walk
+    JOIN entries AS e ON e.session_id = ?1 AND e.id = walk.parent_id
+    WHERE walk.n < ?3
+)
+SELECT seq, id, depth, model_seq, data FROM walk ORDER BY seq
+"""
+_WALK_IDS = """
+WITH RECURSIVE walk(id, parent_id, n) AS (
+    SELECT id, parent_id, 1 FROM entries WHERE session_id = ?1 AND id = ?2
+    UNION ALL
+    SELECT e.id, e.parent_id, walk.n + 1 FROM walk
+    JOIN entries AS e ON e.session_id = ?1 AND e.id = walk.parent_id
+    WHERE walk.n < ?3
+)
+SELECT id FROM walk ORDER BY n DESC LIMIT 1
+"""
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file 0600 (and missing parent folders 0700) if it is missing."""
+    missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        folder.chmod(0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
+def _daemonize(connection: aiosqlite.Connection) -> None:
+    """Make the connection's worker thread a daemon, so a store that was never closed
+    does not hang interpreter exit (every acknowledged save is already committed)."""
+    thread = getattr(connection, "_thread", None)
+    if isinstance(thread, threading.Thread) and not thread.is_alive():
+        thread.daemon = True
+
+
+class SQLiteSessionStore(StoreBase):
+    """Sessions in one SQLite database file, on aiosqlite.
+
+    WAL mode; a ``sessions`` table of headers and an ``entries`` table with one row per
+    entry. ``save`` runs ``BEGIN IMMEDIATE``, checks the version, inserts only the new
+    entries and updates the header, so its cost does not grow with the session. The
+    connection opens on first use; tasks of one process share it under a lock, other
+    processes wait up to ``busy_timeout`` for the write lock. ``synchronous`` is the
+    SQLite level that decides when a save is acknowledged (see :class:`SqliteStoreOptions`).
+    """
+
+    def __init__(
+        self,
+        db_path: str | os.PathLike[str],
+        *,
+        synchronous: Synchronous | str = "full",
+        busy_timeout: Duration | float | str = 5.0,
+    ) -> None:
+        self.path = Path(db_path)
+        self.synchronous: Synchronous = check_synchronous(synchronous)
+        self.busy_timeout: Duration = parse_duration(busy_timeout)
+        self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    def from_options(cls, options: SqliteStoreOptions) -> SQLiteSessionStore:
+        return cls(options.path, synchronous=options.synchronous, busy_timeout=options.busy_timeout)
+
+    def __repr__(self) -> str:
+        return f"SQLiteSessionStore({str(self.path)!r}, synchronous={self.synchronous!r})"
+
+    # --- connection -------------------------------------------------------------------
+
+    async def _open(self) -> aiosqlite.Connection:
+        try:
+            await asyncio.to_thread(_create_private, self.path)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the session database {self.path}: {exc.strerror or exc}; "
+                "make its folder writable or point [store] path elsewhere"
+            ) from exc
+        try:
+            pending = aiosqlite.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+            _daemonize(pending)
+            db = await pending
+        except sqlite3.Error as exc:
+            raise self._error(exc, "opening the database") from exc
+        try:
+            ((mode,),) = await fetch(db, "PRAGMA journal_mode = WAL")
+            if str(mode).lower() != "wal":
+                raise StoreError(
+                    f"{self.path}: SQLite refused WAL mode (journal mode is {mode}); "
+                    "put the database on a local file system"
+                )
+            await db.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
+            await db.execute(f"PRAGMA busy_timeout = {round(self.busy_timeout * 1000)}")
+            await ensure_schema(db, str(self.path))
+        except BaseException as exc:
+            await db.close()
+            if isinstance(exc, sqlite3.Error):
+                raise self._error(exc, "opening the database") from exc
+            raise
+        return db
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The shared connection, opened on first use, held exclusively by this task."""
+        async with self._lock:
+            if self._db is None:
+                self._db = await self._open()
+            yield self._db
+
+    async def _transaction(
+        self, begin: str, work: Callable[[aiosqlite.Connection], Awaitable[_T]], action: str
+    ) -> _T:
+        """Run ``work`` in one transaction; roll back and wrap SQLite errors on failure."""
+        async with self._connection() as db:
+            try:
+                await db.execute(begin)
+                result = await work(db)
+                await db.execute("COMMIT")
+                return result
+            except BaseException as exc:
+                if db.in_transaction:
+                    with suppress(sqlite3.Error):
+                        await db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    if getattr(exc, "sqlite_errorname", "").startswith(_REOPEN_AFTER):
+                        # the file changed under us (moved, remounted, damaged): start
+                        # afresh on the next call
+                        self._db = None
+                        with suppress(sqlite3.Error):
+                            await db.close()
+                    raise self._error(exc, action) from exc
+                raise
+
+    def _error(self, exc: sqlite3.Error, action: str) -> StoreError:
+        """A StoreError saying what failed on which file, and what to do about it."""
+        name = getattr(exc, "sqlite_errorname", "")
+        if name == "SQLITE_NOTADB":
+            hint = (
+                "the file is not a SQLite database (or is encrypted or damaged); "
+                "point [store] path at a spectra session database or move this file away"
+            )
+        elif name == "SQLITE_FULL":
+            hint = "the disk is full; nothing was written, free some space and retry"
+        elif name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")):
+            hint = (
+                "the file or its folder is not writable; fix the permissions or mount, "
+                "or point [store] path elsewhere"
+            )
+        elif name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+            hint = (
+                f"another process held the database lock longer than busy_timeout "
+                f"({self.busy_timeout:g}s); retry or raise [store] busy_timeout"
+            )
+        elif name.startswith("SQLITE_CORRUPT"):
+            hint = "the database is damaged; restore it from a backup"
+        else:
+            hint = "check the file and the disk it is on"
+        return StoreError(f"{action} in {self.path} failed: {exc} ({name or 'sqlite'}); {hint}")
+
+    async def ping(self) -> None:
+        """Open the database if needed and run ``SELECT 1``."""
+        async with self._connection() as db:
+            try:
+                await fetch(db, "SELECT 1")
+            except sqlite3.Error as exc:
+                raise self._error(exc, "ping") from exc
+
+    async def aclose(self) -> None:
+        """Close the connection (the next call opens it again)."""
+        async with self._lock:
+            db, self._db = self._db, None
+            if db is not None:
+                await db.close()
+
+    # --- reading ----------------------------------------------------------------------
+
+    def _corrupt(self, session_id: str, what: str, exc: BaseException) -> StoreError:
+        return StoreError(
+            f"session {session_id!r} in {self.path}: {what} is corrupt ({exc}); "
+            "restore the file from a backup or delete this session (other sessions are "
+            "not affected)"
+        )
+
+    def _entry(self, session_id: str, seq: int, entry_id: str, data: str) -> Entry:
+        try:
+            return entry_from_dict(json.loads(data))
+        except Exception as exc:
+            raise self._corrupt(session_id, f"entry {entry_id!r} (#{seq})", exc) from exc
+
+    async def _header(self, db: aiosqlite.Connection, session_id: str) -> tuple[Session, int]:
+        """The session's header (no entries) and its number of stored entries."""
+        rows = await fetch(
+            db, f"SELECT {_HEADER_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
+        )
+        if not rows:
+            raise SessionNotFound(session_id)
+        (sid, user, tenant, created, updated, version, leaf, forked, config, count, fmt) = rows[0]
+        if fmt > FORMAT_VERSION:
+            raise StoreError(
+                f"session {session_id!r} in {self.path} was written in format {fmt} by a "
+                f"newer spectra; this one reads up to {FORMAT_VERSION}: upgrade spectra"
+            )
+        try:
+            fields = header_from_dict(
+                {
+                    "id": sid,
+                    "user_id": user,
+                    "tenant_id": tenant,
+                    "created_at": created,
+                    "updated_at": updated,
+                    "version": version,
+                    "leaf_id": leaf,
+                    "forked_from": None if forked is None else json.loads(forked),
+                    "config": json.loads(config),
+                }
+            )
+        except Exception as exc:
+            raise self._corrupt(session_id, "the header", exc) from exc
+        return Session(**fields), count
+
+    @staticmethod
+    def _with_entries(
+        header: Session, entries: list[Entry], partial: PartialLoad | None = None
+    ) -> Session:
+        return Session(
+            id=header.id,
+            created_at=header.created_at,
+            updated_at=header.updated_at,
+            user_id=header.user_id,
+            tenant_id=header.tenant_id,
+            config=header.config,
+            forked_from=header.forked_from,
+            leaf_id=header.leaf_id,
+            version=header.version,
+            entries=entries,
+            partial=partial,
+            saved_count=len(entries),
+        )
+
+    async def load(self, session_id: str) -> Session:
+        """The whole session, or SessionNotFound."""
+        validate_id(session_id)
+
+        async def work(db: aiosqlite.Connection) -> Session:
+            header, _ = await self._header(db, session_id)
+            rows = await fetch(
+                db,
+                "SELECT seq, id, data FROM entries WHERE session_id = ? ORDER BY seq",
+                (session_id,),
+            )
+            entries = [self._entry(session_id, *row) for row in rows]
+            return self._with_entries(header, entries)
+
+        return await self._transaction("BEGIN", work, f"loading session {session_id!r}")
+
+    async def load_branch(self, session_id: str, *, tail: int | None = None) -> Session:
+        """The active branch from the last compaction's first kept entry (at most ``tail``
+        entries), read by walking parent links up from the leaf: the rows read are the
+        rows returned plus a few index lookups, however long the session is."""
+        validate_id(session_id)
+        if tail is not None and tail < 1:
+            raise InvalidArgumentError(f"tail must be at least 1, got {tail}")
+
+        async def work(db: aiosqlite.Connection) -> Session:
+            header, total = await self._header(db, session_id)
+            leaf_id = header.leaf_id
+            if leaf_id is None:
+                return self._with_entries(header, [], PartialLoad(None, None) if total else None)
+            leaf = await self._node(db, session_id, leaf_id)
+            if leaf is None:
+                raise self._corrupt(session_id, "the header", KeyError(f"no leaf {leaf_id!r}"))
+            start = 0 if tail is None else max(0, leaf.depth + 1 - tail)
+            check_kept: tuple[str, int] | None = None
+            comp = await self._last_compaction(db, session_id, leaf)
+            if comp is not None:
+                comp_id, comp_depth, kept_id, kept_depth = comp
+                if kept_id is None or kept_depth is None:
+                    start = max(start, comp_depth)
+                elif start >= comp_depth:
+                    pass
+                elif start > kept_depth:
+                    # The tail cuts between the kept entry and the compaction: the kept
+                    # entry must really be above the compaction for the tail to apply.
+                    top = await fetch(
+                        db, _WALK_IDS, (session_id, comp_id, comp_depth - kept_depth + 1)
+                    )
+                    if not top or top[0][0] != kept_id:
+                        start = comp_depth
+                else:
+                    start, check_kept = kept_depth, (kept_id, comp_depth)
+            rows = await fetch(db, _WALK, (session_id, leaf_id, leaf.depth - start + 1))
+            if check_kept is not None and (not rows or rows[0][1] != check_kept[0]):
+                # The kept entry is not above the compaction: start at the compaction.
+                rows = [r for r in rows if r[2] >= check_kept[1]]
+            entries = [self._entry(session_id, seq, eid, data) for seq, eid, _, _, data in rows]
+            model = None
+            if rows and rows[0][3] is not None:
+                found = await fetch(
+                    db,
+                    "SELECT seq, id, data FROM entries WHERE session_id = ? AND seq = ?",
+                    (session_id, rows[0][3]),
+                )
+                change = self._entry(session_id, *found[0]) if found else None
+                if isinstance(change, ModelChangeEntry):
+                    model = change.model
+            partial = None
+            if len(entries) != total:
+                partial = PartialLoad(entries[0].id if entries else None, model)
+            return self._with_entries(header, entries, partial)
+
+        return await self._transaction("BEGIN", work, f"loading session {session_id!r}")
+
+    async def _node(self, db: aiosqlite.Connection, session_id: str, entry_id: str) -> Node | None:
+        rows = await fetch(db, f"{_NODE} WHERE session_id = ? AND id = ?", (session_id, entry_id))
+        return Node(*rows[0]) if rows else None
+
+    async def _last_compaction(
+        self, db: aiosqlite.Connection, session_id: str, leaf: Node
+    ) -> tuple[str, int, str | None, int | None] | None:
+        """The last compaction on the leaf's branch: its id and depth, and the id and
+        depth of its first kept entry when that is stored at a smaller depth."""
+        if leaf.compaction_seq is None:
+            return None
+        rows = await fetch(
+            db,
+            "SELECT seq, id, depth, data FROM entries WHERE session_id = ? AND seq = ?",
+            (session_id, leaf.compaction_seq),
+        )
+        if not rows:
+            return None
+        seq, comp_id, comp_depth, data = rows[0]
+        comp = self._entry(session_id, seq, comp_id, data)
+        if not isinstance(comp, CompactionEntry):
+            return None
+        kept = await self._node(db, session_id, comp.first_kept_entry_id)
+        if kept is None or kept.depth >= comp_depth:
+            return comp_id, comp_depth, None, None
+        return comp_id, comp_depth, comp.first_kept_entry_id, kept.depth
+
+    # --- writing ----------------------------------------------------------------------
+
+    async def save(self, session: Session) -> None:
+        """Append the unsaved entries and the header, if the stored version still matches."""
+        validate_id(session.id)
+        new = list(session.unsaved_entries)
+        for e in new:
+            validate_id(e.id, "entry id")
+        header = header_to_dict(session)
+        version = session.version + 1
+        forked = header["forked_from"]
+        columns = (
+            header["user_id"],
+            header["tenant_id"],
+            header["created_at"],
+            header["updated_at"],
+            micros(session.updated_at),
+            version,
+            header["leaf_id"],
+            None if forked is None else dumps(forked),
+            dumps(header["config"]),
+        )
+
+        async def work(db: aiosqlite.Connection) -> None:
+            rows = await fetch(
+                db, "SELECT version, entry_count FROM sessions WHERE id = ?", (session.id,)
+            )
+            stored = rows[0] if rows else None
+            if session.version == 0 and stored is not None:
+                raise ConflictError(session.id, 0, stored[0])
+            if session.version != 0 and (stored is None or stored[0] != session.version):
+                actual = None if stored is None else stored[0]
+                raise ConflictError(session.id, session.version, actual)
+            count = 0 if stored is None else stored[1]
+            parents = await self._stored_parents(db, session.id, new)
+            await db.executemany(_INSERT_ENTRY, entry_rows(session.id, count, new, parents))
+            if stored is None:
+                await db.execute(
+                    "INSERT INTO sessions (user_id, tenant_id, created_at, updated_at, "
+                    "updated_us, version, leaf_id, forked_from, config, entry_count, format, id)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (*columns, count + len(new), FORMAT_VERSION, session.id),
+                )
+            else:
+                await db.execute(
+                    "UPDATE sessions SET user_id = ?, tenant_id = ?, created_at = ?, "
+                    "updated_at = ?, updated_us = ?, version = ?, leaf_id = ?, forked_from = ?,"
+                    " config = ?, entry_count = ?, format = ? WHERE id = ?",
+                    (*columns, count + len(new), FORMAT_VERSION, session.id),
+                )
+
+        try:
+            await self._transaction("BEGIN IMMEDIATE", work, f"saving session {session.id!r}")
+        except StoreError as exc:
+            if "UNIQUE constraint failed: entries" in str(exc):
+                raise StoreError(
+                    f"saving session {session.id!r} in {self.path}: an unsaved entry reuses "
+                    "the id of a stored entry; nothing was written, reload the whole session"
+                ) from exc
+            raise
+        session.mark_saved(version)
+
+    async def _stored_parents(
+        self, db: aiosqlite.Connection, session_id: str, new: Sequence[Entry]
+    ) -> dict[str, Node]:
+        """The stored nodes of the parents of ``new`` that are not in ``new`` itself."""
+        ids = {e.id for e in new}
+        wanted = {e.parent_id for e in new if e.parent_id is not None and e.parent_id not in ids}
+        out: dict[str, Node] = {}
+        for parent_id in wanted:
+            node = await self._node(db, session_id, parent_id)
+            if node is not None:
+                out[parent_id] = node
+        return out
+
+    async def delete(self, session_id: str) -> None:
+        """Delete a session and its entries, or raise SessionNotFound."""
+        validate_id(session_id)
+
+        async def work(db: aiosqlite.Connection) -> None:
+            async with db.execute("DELETE FROM sessions WHERE id = ?", (session_id,)) as cur:
+                if cur.rowcount == 0:
+                    raise SessionNotFound(session_id)
+            await db.execute("DELETE FROM entries WHERE session_id = ?", (session_id,))
+
+        await self._transaction("BEGIN IMMEDIATE", work, f"deleting session {session_id!r}")
+
+    # --- listing ----------------------------------------------------------------------
+
+    @staticmethod
+    def list_query(flt: SessionFilter) -> tuple[str, list[Any]]:
+        """The SQL and parameters of one page of ``list`` (keyset pagination on
+        ``(updated_us, id)``, served by the sessions indexes)."""
+        where: list[str] = []
+        params: list[Any] = []
+        if flt.user_id is not None:
+            where.append("user_id = ?")
+            params.append(flt.user_id)
+        if flt.tenant_id is not None:
+            where.append("tenant_id = ?")
+            params.append(flt.tenant_id)
+        if flt.updated_after is not None:
+            where.append("updated_us >= ?")
+            params.append(micros(flt.updated_after))
+        if flt.updated_before is not None:
+            where.append("updated_us < ?")
+            params.append(micros(flt.updated_before))
+        if flt.cursor is not None:
+            stamp, after_id = decode_cursor(flt.cursor)
+            where.append("(updated_us, id) < (?, ?)")
+            params.extend((micros(stamp), after_id))
+        sql = f"SELECT {_INFO_COLUMNS} FROM sessions"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY updated_us DESC, id DESC LIMIT ?"
+        params.append(flt.limit + 1)
+        return sql, params
+
+    async def list(self, filter: SessionFilter | None = None) -> SessionPage:
+        """One page of headers, newest first, filtered and paginated in SQL."""
+        flt = filter or SessionFilter()
+        sql, params = self.list_query(flt)
+
+        async def work(db: aiosqlite.Connection) -> Iterable[Any]:
+            return await fetch(db, sql, params)
+
+        rows = list(await self._transaction("BEGIN", work, "listing sessions"))
+        infos = tuple(self._info(row) for row in rows[: flt.limit])
+        more = len(rows) > flt.limit
+        return SessionPage(infos, encode_cursor(infos[-1]) if more and infos else None)
+
+    def _info(self, row: Any) -> SessionInfo:
+        sid, user, tenant, created, updated, version, forked = row
+        try:
+            fields = header_from_dict(
+                {
+                    "id": sid,
+                    "created_at": created,
+                    "updated_at": updated,
+                    "forked_from": None if forked is None else json.loads(forked),
+                }
+            )
+        except Exception as exc:
+            raise self._corrupt(sid, "the header", exc) from exc
+        return SessionInfo(
+            id=sid,
+            user_id=user,
+            tenant_id=tenant,
+            created_at=fields["created_at"],
+            updated_at=fields["updated_at"],
+            forked_from=fields["forked_from"],
+            version=version,
+        )

@@ -1,0 +1,234 @@
+"""Corrupt and foreign data, schema versions and migration, file permissions."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from spectra_core import AssistantMessage, Session, SessionManager, StoreError
+from spectra_core.serde import entry_to_dict, header_to_dict
+from spectra_core.store import SessionFilter
+from spectra_core.testing import FakeClock
+from spectra_core.tree import trim_to_active_branch
+from spectra_sqlite import SCHEMA_VERSION, SQLiteSessionStore
+from spectra_sqlite._schema import SCHEMA_V0
+
+OpenStore = Callable[..., SQLiteSessionStore]
+
+
+def _sql(db: Path, *statements: str) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(db)
+    try:
+        out: list[tuple[object, ...]] = []
+        for s in statements:
+            out = conn.execute(s).fetchall()
+        conn.commit()
+        return out
+    finally:
+        conn.close()
+
+
+async def _two_sessions(store: SQLiteSessionStore) -> tuple[SessionManager, Session, Session]:
+    manager = SessionManager(store, clock=FakeClock())
+    a = await manager.create(user_id="u")
+    for i in range(5):
+        manager.append_message(a, f"a{i}")
+    await manager.save(a)
+    b = await manager.create(user_id="u")
+    manager.append_message(b, "b")
+    await manager.save(b)
+    return manager, a, b
+
+
+JUNK = b"this is a text file, not a database\n" * 200
+
+
+def _read(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+@pytest.fixture
+def junk_file(db_path: Path) -> Path:
+    db_path.write_bytes(JUNK)
+    return db_path
+
+
+@pytest.mark.usefixtures("junk_file")
+async def test_not_a_sqlite_file(open_store: OpenStore, db_path: Path) -> None:
+    store = open_store()
+    with pytest.raises(StoreError) as info:
+        await store.load("some-session")
+    message = str(info.value)
+    assert str(db_path) in message
+    assert "not a SQLite database" in message and "[store] path" in message
+    assert _read(db_path) == JUNK
+    with pytest.raises(StoreError):
+        await store.ping()
+
+
+async def test_sqlite_file_of_another_application(open_store: OpenStore, db_path: Path) -> None:
+    _sql(db_path, "CREATE TABLE invoices (id INTEGER PRIMARY KEY)")
+    with pytest.raises(StoreError, match=r"not a spectra session store.*invoices") as info:
+        await open_store().ping()
+    assert str(db_path) in str(info.value)
+    assert _sql(db_path, "PRAGMA user_version") == [(0,)]
+
+
+async def test_future_schema_version_is_refused(open_store: OpenStore, db_path: Path) -> None:
+    await _two_sessions(open_store())
+    _sql(db_path, f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match=r"newer spectra-sqlite.*upgrade") as info:
+        await open_store().load("anything")
+    assert str(db_path) in str(info.value)
+
+
+async def test_bad_entry_json_names_session_and_entry(open_store: OpenStore, db_path: Path) -> None:
+    store = open_store()
+    _, a, b = await _two_sessions(store)
+    broken = a.entries[1]
+    _sql(
+        db_path,
+        f"UPDATE entries SET data = '{{\"type\": \"message\", oops' WHERE id = '{broken.id}'",
+    )
+    fresh = open_store()
+    with pytest.raises(StoreError) as info:
+        await fresh.load(a.id)
+    message = str(info.value)
+    assert a.id in message and broken.id in message and str(db_path) in message
+    # other sessions, and windows that do not include the bad row, keep working
+    assert await fresh.load(b.id) == b
+    part = await fresh.load_branch(a.id, tail=2)
+    assert part.entries == a.entries[-2:]
+    assert {i.id for i in await fresh.list()} == {a.id, b.id}
+
+
+async def test_entry_json_of_wrong_shape(open_store: OpenStore, db_path: Path) -> None:
+    _, a, _ = await _two_sessions(open_store())
+    _sql(db_path, f"UPDATE entries SET data = '[1, 2]' WHERE id = '{a.entries[0].id}'")
+    with pytest.raises(StoreError, match=a.entries[0].id):
+        await open_store().load(a.id)
+
+
+async def test_bad_header_json(open_store: OpenStore, db_path: Path) -> None:
+    _, a, b = await _two_sessions(open_store())
+    _sql(db_path, f"UPDATE sessions SET config = 'nope' WHERE id = '{a.id}'")
+    fresh = open_store()
+    with pytest.raises(StoreError, match=f"session '{a.id}'.*header"):
+        await fresh.load(a.id)
+    assert await fresh.load(b.id) == b
+
+
+async def test_session_of_a_future_format(open_store: OpenStore, db_path: Path) -> None:
+    _, a, b = await _two_sessions(open_store())
+    _sql(db_path, f"UPDATE sessions SET format = 99 WHERE id = '{a.id}'")
+    fresh = open_store()
+    with pytest.raises(StoreError, match=f"'{a.id}'.*format 99.*upgrade"):
+        await fresh.load(a.id)
+    with pytest.raises(StoreError, match="format 99"):
+        await fresh.load_branch(a.id, tail=1)
+    assert await fresh.load(b.id) == b
+
+
+def _write_v0(db: Path, sessions: list[Session]) -> None:
+    conn = sqlite3.connect(db)
+    try:
+        conn.executescript(SCHEMA_V0)
+        for s in sessions:
+            conn.execute(
+                "INSERT INTO sessions VALUES (?, ?)",
+                (s.id, json.dumps(header_to_dict(s))),
+            )
+            conn.executemany(
+                "INSERT INTO entries VALUES (?, ?, ?)",
+                [(s.id, i, json.dumps(entry_to_dict(e))) for i, e in enumerate(s.entries)],
+            )
+        conn.commit()
+    finally:
+        conn.close()
+
+
+async def test_version_zero_file_migrates_forward(open_store: OpenStore, db_path: Path) -> None:
+    # Sessions built in memory (never saved), then written in the v0 layout.
+    clock = FakeClock()
+    manager = SessionManager(open_store(db_path.with_name("unused.db")), clock=clock)
+    sessions = []
+    for n in range(3):
+        clock.advance(60)
+        s = Session(
+            id=f"old-{n}", created_at=manager._now(), updated_at=manager._now(), user_id=f"u{n}"
+        )
+        first = manager.append_message(s, "q")
+        manager.append_model_change(s, f"model-{n}")
+        for i in range(6):
+            manager.append_message(s, AssistantMessage(f"a{i}"))
+        manager.branch(s, first.id)
+        manager.append_message(s, "side")
+        manager.append_compaction(s, "summary", first.id)
+        manager.append_message(s, "after")
+        s.mark_saved(3)
+        sessions.append(s)
+    _write_v0(db_path, sessions)
+    assert _sql(db_path, "PRAGMA user_version") == [(0,)]
+
+    store = open_store()
+    for s in sessions:
+        loaded = await store.load(s.id)
+        assert loaded == s and loaded.version == 3
+        for tail in (None, 1, 2):
+            part = await store.load_branch(s.id, tail=tail)
+            expected = trim_to_active_branch(loaded, tail)
+            assert (part.entries, part.partial) == (expected.entries, expected.partial)
+    assert _sql(db_path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    tables = {r[0] for r in _sql(db_path, "SELECT name FROM sqlite_master WHERE type='table'")}
+    assert tables == {"sessions", "entries"}
+    page = await store.list(SessionFilter(user_id="u1"))
+    assert [i.id for i in page] == ["old-1"]
+    # a migrated session appends as usual
+    again = await store.load("old-2")
+    manager.store = store
+    manager.append_message(again, "new")
+    await manager.save(again)
+    assert (await open_store().load("old-2")).entries[-1].message.text == "new"  # type: ignore[union-attr]
+
+
+async def test_corrupt_version_zero_file_names_the_session(
+    open_store: OpenStore, db_path: Path
+) -> None:
+    conn = sqlite3.connect(db_path)
+    conn.executescript(SCHEMA_V0)
+    conn.execute("INSERT INTO sessions VALUES ('bad-one', '{not json')")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match=r"'bad-one'.*migrate|migrate.*'bad-one'"):
+        await open_store().ping()
+    # the failed migration rolled back: the file is still a v0 file
+    assert _sql(db_path, "PRAGMA user_version") == [(0,)]
+    assert _sql(db_path, "SELECT id FROM sessions") == [("bad-one",)]
+
+
+@pytest.fixture
+def open_umask() -> Iterator[None]:
+    old = os.umask(0)
+    yield
+    os.umask(old)
+
+
+@pytest.mark.usefixtures("open_umask")
+async def test_files_are_private_even_with_an_open_umask(
+    open_store: OpenStore, tmp_path: Path
+) -> None:
+    db = tmp_path / "new" / "deeper" / "sessions.db"
+    store = open_store(db)
+    await _two_sessions(store)
+    names = {p.name for p in db.parent.iterdir()}
+    assert {"sessions.db", "sessions.db-wal", "sessions.db-shm"} <= names
+    for p in db.parent.iterdir():
+        assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
+    assert stat.S_IMODE(db.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700
