@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import pytest
 from openai_helpers import ask, collect, final
 
@@ -9,6 +12,7 @@ from spectra_core import TextContent, ThinkingContent, ToolCall, Usage
 from spectra_core.agent import (
     ModelProvider,
     ProviderDone,
+    ProviderEvent,
     TextDelta,
     ThinkingDelta,
     ToolCallDelta,
@@ -178,11 +182,14 @@ async def test_model_reported_by_server(server: FakeOpenAIServer, provider: Open
 async def test_other_choices_are_ignored(
     server: FakeOpenAIServer, provider: OpenAIProvider
 ) -> None:
-    other = {"index": 1, "delta": {"content": "OTHER"}, "finish_reason": None}
-    first = chunk({"content": "mine"})
-    server.script(
-        RawStream(events=[{**first, "choices": [*first["choices"], other]}, chunk({}, "stop")])  # type: ignore[list-item]
-    )
+    both = {
+        "model": "m",
+        "choices": [
+            {"index": 0, "delta": {"content": "mine"}, "finish_reason": None},
+            {"index": 1, "delta": {"content": "OTHER"}, "finish_reason": None},
+        ],
+    }
+    server.script(RawStream(events=[both, chunk({}, "stop")]))
     assert (await final(provider, ask())).text == "mine"
 
 
@@ -208,3 +215,28 @@ async def test_given_client_is_not_closed(server: FakeOpenAIServer) -> None:
     await p.aclose()
     assert (await final(OpenAIProvider(client=client), ask())).text == "two"
     await client.close()
+
+
+async def test_cancelling_a_waiting_stream(
+    server: FakeOpenAIServer, provider: OpenAIProvider
+) -> None:
+    """An abort (task cancelled while the model is silent) is not turned into an error."""
+    gate = threading.Event()
+    server.script(Completion(text="abcdef", chunk_size=2, gate=gate, gate_after=2))
+    first_delta = asyncio.Event()
+    seen: list[ProviderEvent] = []
+
+    async def consume() -> None:
+        async for event in provider.stream(ask()):
+            seen.append(event)
+            first_delta.set()
+
+    task = asyncio.create_task(consume())
+    await first_delta.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    gate.set()
+    assert seen == [TextDelta("ab")]
+    server.script(Completion(text="next"))
+    assert (await final(provider, ask())).text == "next"
