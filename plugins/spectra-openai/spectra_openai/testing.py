@@ -259,6 +259,7 @@ class FakeOpenAIServer:
             self._sock = None
         self._server = None
         self._ready.clear()
+        self.port = 0
 
     def __enter__(self) -> FakeOpenAIServer:
         return self.start()
