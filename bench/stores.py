@@ -62,7 +62,7 @@ LINEAR_TARGET = 1.5  # bytes per message may not grow by more than this between 
 TARGET_SIZE = 10_000
 PEER_COMPARE_SIZE = 1_000
 
-_WORDS = (
+_VOCABULARY = (
     "the session store keeps every message of a conversation so that an agent can "
     "resume where it stopped after a restart deploy or crash while the model streams "
     "tokens back to the user tool calls return results and the runtime records usage "
@@ -71,7 +71,8 @@ _WORDS = (
     "disk on the next request please check the invoice numbers against the ledger and "
     "tell me which customers are overdue by more than thirty days then draft a polite "
     "reminder in english and german with the amounts and due dates formatted as a table"
-).split()
+)
+_WORDS = tuple(_VOCABULARY.split())
 
 
 # --- the conversation -------------------------------------------------------------------
@@ -113,6 +114,7 @@ class Backend:
     """One store: open it in a directory, start the conversation, append, reopen, load."""
 
     on_disk = True
+    loaded: Any = None  # what the last load returned
 
     def __init__(self, conv: Conversation, directory: Path) -> None:
         self.conv = conv
@@ -182,6 +184,7 @@ class SpectraBackend(Backend):
         else:
             cls = importlib.import_module("spectra_sqlite").SQLiteSessionStore
             self.store = await self.stack.enter_async_context(cls(self.directory / "spectra.db"))
+        await self.store.ping()  # connect now: load times a loaded store, not a connect
         self.manager = self.manager_cls(self.store)
 
     async def begin(self) -> None:
@@ -432,6 +435,14 @@ async def measure(kind: str, conv: Conversation, root: Path, limits: Limits) -> 
                 if stop:
                     result.note = f"stopped at message {index + 1:,} of {conv.size:,}: {stop}"
                     break
+        if result.note and backend.on_disk:
+            # Quadratic growth (each step re-stores the whole history) is an assumption
+            # here, labelled as such: bytes(N) ~ bytes(k) * (N / k)^2.
+            projected = disk_usage(directory) * (conv.size / result.reached) ** 2
+            result.note += (
+                f"; if its bytes keep growing quadratically, {conv.size:,} messages "
+                f"would take ~{fmt_bytes(projected)}"
+            )
         for _ in range(limits.load_repeats):
             await backend.reopen()  # a cold store object; the OS page cache stays warm
             t0 = time.perf_counter()
@@ -445,6 +456,23 @@ async def measure(kind: str, conv: Conversation, root: Path, limits: Limits) -> 
         result.bytes_on_disk = disk_usage(directory)
     shutil.rmtree(directory, ignore_errors=True)
     return result
+
+
+def fsync_baseline(directory: Path, samples: int = 30) -> float:
+    """Median time of appending 600 bytes to a file and fsyncing it, on this disk."""
+    path = directory / "fsync-probe"
+    times: list[float] = []
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        for _ in range(samples):
+            t0 = time.perf_counter()
+            os.write(fd, b"x" * 600)
+            os.fsync(fd)
+            times.append(time.perf_counter() - t0)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return statistics.median(times)
 
 
 def over_budget(directory: Path, started: float, limits: Limits) -> str | None:
@@ -461,7 +489,7 @@ def check_loaded(backend: Backend, kind: str, count: int, expected: int) -> None
     if count != expected:
         raise RuntimeError(f"{LABELS[kind]} loaded {count} messages, {expected} were written")
     if expected and backend.last_text(backend.loaded) != backend.conv.texts[expected - 1]:
-        raise RuntimeError(f"{LABELS[kind]} loaded a last message that differs from the one written")
+        raise RuntimeError(f"{LABELS[kind]} loaded a last message unlike the one written")
 
 
 async def warm_up(kind: str, root: Path, limits: Limits) -> None:
@@ -478,12 +506,20 @@ async def run(
     max_peer_size: int | None = None,
     workdir: Path | None = None,
     out: Any = None,
+    notes: list[str] | None = None,
 ) -> list[Result]:
     """Measure ``stores`` at every size; print progress; return the results."""
     out = out or sys.stdout
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="spectra-bench-stores-", dir=workdir) as tmp:
         root = Path(tmp)
+        floor = (
+            f"On this disk, appending 600 bytes to a file and fsyncing it takes "
+            f"{fmt_time(fsync_baseline(root))} (median of 30): the floor of a durable append."
+        )
+        print(f"  {floor}", file=out, flush=True)
+        if notes is not None:
+            notes.append(floor)
         for kind in stores:
             try:
                 await warm_up(kind, root, limits)
@@ -502,11 +538,10 @@ async def run(
                 try:
                     result = await measure(kind, conv, root, limits)
                 except Exception as exc:  # report it and go on with the other stores
-                    print(
-                        f"  {LABELS[kind]}: {size:,} messages FAILED: {type(exc).__name__}: {exc}",
-                        file=out,
-                        flush=True,
-                    )
+                    failure = f"{LABELS[kind]}: {size:,} messages FAILED: {exc!r}"
+                    print(f"  {failure}", file=out, flush=True)
+                    if notes is not None:
+                        notes.append(failure)
                     continue
                 results.append(result)
                 print(
@@ -750,6 +785,7 @@ def main(argv: Sequence[str] | None = None, out: Any = None) -> int:
             max_peer_size=args.max_peer_size,
             workdir=args.workdir,
             out=out,
+            notes=notes,
         )
     )
     report(results, notes, out)
