@@ -513,13 +513,8 @@ async def run(
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="spectra-bench-stores-", dir=workdir) as tmp:
         root = Path(tmp)
-        floor = (
-            f"On this disk, appending 600 bytes to a file and fsyncing it takes "
-            f"{fmt_time(fsync_baseline(root))} (median of 30): the floor of a durable append."
-        )
-        print(f"  {floor}", file=out, flush=True)
-        if notes is not None:
-            notes.append(floor)
+        floor_start = fsync_baseline(root)
+        print(f"  fsync floor at start: {fmt_time(floor_start)}", file=out, flush=True)
         for kind in stores:
             try:
                 await warm_up(kind, root, limits)
@@ -551,6 +546,14 @@ async def run(
                     file=out,
                     flush=True,
                 )
+        floor_end = fsync_baseline(root)
+    floor = (
+        f"On this disk, appending 600 bytes to a file and fsyncing it took "
+        f"{fmt_time(floor_start)} at the start of the run and {fmt_time(floor_end)} at the end "
+        "(median of 30): the floor of a durable append."
+    )
+    if notes is not None:
+        notes.append(floor)
     return results
 
 
