@@ -79,5 +79,6 @@ def test_peers_run_and_are_compared(stores_bench: ModuleType, tmp_path: Path) ->
     text = _run(stores_bench, ["memory", "langgraph", "agents"], tmp_path)
     assert "| LangGraph AsyncSqliteSaver | 3 |" in text
     assert "| Agents SDK SQLiteSession | 3 |" in text
-    assert "spectra memory vs LangGraph AsyncSqliteSaver: append" in text
+    assert "spectra memory vs LangGraph AsyncSqliteSaver: append " in text
+    assert "#N / #10 paired" in text
     assert "FAILED" not in text
