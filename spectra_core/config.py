@@ -31,11 +31,15 @@ from cattrs.v import format_exception
 from .durations import Duration, parse_duration
 from .errors import ConfigError, PluginError
 from .plugins import BackendKind, PluginRegistry, closest, load_plugins
+from .rate_limit import DIMENSIONS
 
 __all__ = [
     "BackendConfig",
     "EngineSettings",
     "SpectraConfig",
+    "build_breaker",
+    "build_engine",
+    "build_rate_limiter",
     "build_store",
     "interpolate",
     "load_config",
@@ -52,6 +56,9 @@ class EngineSettings:
     engine_id: str = "local"
     max_concurrent_sessions: int = attrs.field(default=100, validator=attrs.validators.ge(1))
     session_timeout: Duration = attrs.field(default=Duration(120.0))
+    busy: str = attrs.field(default="reject", validator=attrs.validators.in_(("reject", "wait")))
+    capacity_wait: Duration = attrs.field(default=Duration(0.0))
+    max_input_chars: int = attrs.field(default=1_000_000, validator=attrs.validators.ge(1))
 
 
 @attrs.frozen
@@ -237,6 +244,13 @@ def _backend_section(
             )
         elif not isinstance(key, str):
             errors.append(f"{path}.key: expected a string, got {key!r}")
+        elif key not in DIMENSIONS:
+            guess = closest(key, DIMENSIONS)
+            hint = f"did you mean {guess!r}? " if guess else ""
+            errors.append(
+                f"{path}.key: unknown request dimension {key!r}; {hint}"
+                f"(valid: {', '.join(DIMENSIONS)})"
+            )
     raw = {k: v for k, v in table.items() if k != name_key and k not in extra}
     options, errs = _structure(raw, backend.options, path)
     errors += errs
@@ -313,6 +327,62 @@ def build_store(config: SpectraConfig, registry: PluginRegistry) -> Any:
     if config.store is None:
         raise ConfigError(f'{config.source}: no [store] section: add one, e.g. backend = "memory"')
     return _create(config.store, registry, config.source)
+
+
+def build_rate_limiter(config: SpectraConfig, registry: PluginRegistry) -> Any:
+    """A CompositeRateLimiter over the ``[[limiter]]`` entries, or None without any."""
+    from .rate_limit import CompositeRateLimiter
+
+    if not config.limiters:
+        return None
+    chain = [
+        {"limiter": _create(part, registry, config.source), "key": part.key}
+        for part in config.limiters
+    ]
+    try:
+        return CompositeRateLimiter(chain)
+    except ValueError as exc:
+        raise ConfigError(f"{config.source}: $.limiter: {exc}") from None
+
+
+def build_breaker(config: SpectraConfig, registry: PluginRegistry) -> Any:
+    """The circuit breaker of ``[breaker]``, or None without one."""
+    return None if config.breaker is None else _create(config.breaker, registry, config.source)
+
+
+def build_engine(config: SpectraConfig, registry: PluginRegistry, **overrides: Any) -> Any:
+    """A SessionEngine assembled from the whole config (not started).
+
+    ``overrides`` are passed to :class:`~spectra_core.engine.SessionEngine` (e.g. a
+    ``clock``, or ``providers`` to use instead of the configured one).
+    """
+    from .engine import SessionEngine
+    from .manager import SessionManager
+    from .models import ModelRef
+
+    settings = config.engine
+    kwargs: dict[str, Any] = {
+        "rate_limiter": build_rate_limiter(config, registry),
+        "circuit_breaker": build_breaker(config, registry),
+        "max_concurrent_sessions": settings.max_concurrent_sessions,
+        "session_timeout_ms": int(settings.session_timeout * 1000),
+        "engine_id": settings.engine_id,
+        "busy": settings.busy,
+        "capacity_wait_ms": int(settings.capacity_wait * 1000),
+        "max_input_chars": settings.max_input_chars,
+        "registry": registry,
+    }
+    if config.model is not None:
+        name = config.model.backend
+        provider = _create(config.model, registry, config.source)
+        model_id = getattr(config.model.options, "model", None) or name
+        kwargs["provider"] = provider
+        kwargs["providers"] = {name: provider}
+        kwargs["default_model"] = ModelRef(model_id, provider=name)
+    kwargs.update(overrides)
+    store = build_store(config, registry)
+    manager = SessionManager(store, clock=kwargs.get("clock"))
+    return SessionEngine(manager, **kwargs)
 
 
 def _create(part: BackendConfig, registry: PluginRegistry, source: str) -> Any:

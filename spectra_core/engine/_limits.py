@@ -1,12 +1,18 @@
-"""Rate-limit admission for a run: reserve first, commit once the run is admitted."""
+"""Rate-limit admission for a run: reserve first, commit once the run is admitted, so a
+run refused later (capacity, busy) never burns quota."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypeAlias
 
 import attrs
 
-__all__ = ["Admission", "admit_rate_limit"]
+from ..rate_limit import CompositeRateLimiter, RateLimiter, RateLimitRequest, Reservation
+
+__all__ = ["Admission", "AnyRateLimiter", "admit_rate_limit"]
+
+#: A composite is keyed on the request's dimensions; a single limiter on the user id.
+AnyRateLimiter: TypeAlias = RateLimiter | CompositeRateLimiter
 
 
 @attrs.define
@@ -15,8 +21,8 @@ class Admission:
 
     rejected: bool = False
     retry_after: float = 0.0
-    reason: str = ""
-    _reservation: Any = None
+    remaining: int | None = None
+    _reservation: Reservation | None = None
 
     async def commit(self) -> None:
         if self._reservation is not None:
@@ -30,17 +36,23 @@ class Admission:
 
 
 async def admit_rate_limit(
-    limiter: Any,
+    limiter: AnyRateLimiter | None,
     *,
     user_id: str,
     tenant_id: str | None,
     provider: str | None,
     session_id: str | None,
 ) -> Admission:
-    """Ask ``limiter`` (None: no limit) whether this run may start."""
+    """Reserve one request from ``limiter`` (None: no limit)."""
     if limiter is None:
         return Admission()
-    result = await limiter.check_limit(user_id)
-    if result.allowed:
-        return Admission()
-    return Admission(True, float(result.retry_after), "limit")
+    if isinstance(limiter, CompositeRateLimiter):
+        request = RateLimitRequest(user_id, tenant_id, provider, session_id)
+        reservation: Reservation = await limiter.reserve(request)
+    else:
+        reservation = await limiter.reserve(user_id)
+    result = reservation.result
+    if not result.allowed:
+        await reservation.release()
+        return Admission(True, result.retry_after, result.remaining)
+    return Admission(False, 0.0, result.remaining, reservation)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import math
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from enum import StrEnum
@@ -15,6 +16,7 @@ import structlog
 from ..agent.builtin import EchoProvider
 from ..agent.provider import ModelProvider, ModelRequest
 from ..agent.tools import Tool
+from ..breaker import CircuitBreaker
 from ..clock import Clock, SystemClock, utc_from_timestamp
 from ..errors import (
     CapacityError,
@@ -31,7 +33,7 @@ from ..ids import validate_id
 from ..manager import SessionManager
 from ..models import AssistantMessage, ModelRef, Session, SessionConfig, UserMessage
 from ..plugins import BackendKind, PluginRegistry
-from ._limits import admit_rate_limit
+from ._limits import AnyRateLimiter, admit_rate_limit
 from ._turn import AgentLoop, RetryPolicy
 from .events import EventType, RunEvent, RunStatus
 from .options import RunOptions, RunResult
@@ -132,8 +134,8 @@ class SessionEngine:
     def __init__(
         self,
         session_manager: SessionManager,
-        rate_limiter: Any = None,
-        circuit_breaker: Any = None,
+        rate_limiter: AnyRateLimiter | None = None,
+        circuit_breaker: CircuitBreaker | None = None,
         *,
         max_concurrent_sessions: int = 100,
         session_timeout_ms: int = 120_000,
@@ -414,7 +416,12 @@ class SessionEngine:
         reservation: Any,
     ) -> _Run:
         retry_after = reservation.retry_after
-        message = f"rate limited ({reservation.reason}); retry after {retry_after:.3g}s"
+        wait = (
+            "no retry can pass"
+            if retry_after == float("inf")
+            else (f"retry after {retry_after:.3g}s")
+        )
+        message = f"rate limited for user {user_id!r}; {wait}"
         now = utc_from_timestamp(self.clock.time())
         placeholder = session or Session(id="-", created_at=now, updated_at=now, user_id=user_id)
         run = _Run(self, uuid.uuid4().hex, placeholder, user_id, text, opts)
@@ -427,8 +434,7 @@ class SessionEngine:
                     "run_id": run.run_id,
                     "user_id": user_id,
                     "engine_id": self.engine_id,
-                    "retry_after": retry_after,
-                    "limit": reservation.reason,
+                    "retry_after": None if math.isinf(retry_after) else retry_after,
                 },
             )
             await self.session_manager.save(session)
