@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import _check, _plugins, _sessions
+from . import _check, _plugins, _run, _sessions
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     _plugins.add_parser(sub)
     _check.add_parser(sub)
     _sessions.add_parser(sub)
+    _run.add_parsers(sub)
     return parser
 
 

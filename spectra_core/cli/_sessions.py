@@ -24,6 +24,7 @@ from ..models import (
     MessageEntry,
     ModelChangeEntry,
     OpaqueEntry,
+    Session,
     TextContent,
     ThinkingContent,
     ToolCall,
@@ -164,26 +165,26 @@ async def _show(manager: SessionManager, args: argparse.Namespace) -> int:
 
 async def _tree(manager: SessionManager, args: argparse.Namespace) -> int:
     session = await manager.load(args.session_id)
-    leaf = session.leaf_id
     print(f"session {session.id}  ({len(session.entries)} entries, * = leaf)")
-    roots = manager.get_tree(session)
-    for i, root in enumerate(roots):
-        _walk_iter(root, i == len(roots) - 1, leaf)
+    for line in draw_tree(manager, session):
+        print(line)
     return 0
 
 
-def _walk_iter(root: TreeNode, last_root: bool, leaf: str | None) -> None:
-    """Draw a tree iteratively (sessions can be deeper than Python's recursion limit).
-
-    A run of only children stays in the same column; forks indent.
-    """
-    stack: list[tuple[TreeNode, str, bool]] = [(root, "", last_root)]
+def draw_tree(manager: SessionManager, session: Session) -> list[str]:
+    """The tree as text lines, drawn iteratively (sessions can be deeper than Python's
+    recursion limit). A run of only children stays in one column; forks indent."""
+    lines: list[str] = []
+    roots = manager.get_tree(session)
+    stack: list[tuple[TreeNode, str, bool]] = [
+        (r, "", i == len(roots) - 1) for i, r in reversed(list(enumerate(roots)))
+    ]
     while stack:
         node, prefix, last = stack.pop()
-        mark = "* " if node.entry.id == leaf else ""
+        mark = "* " if node.entry.id == session.leaf_id else ""
         label = f" [{node.label}]" if node.label else ""
         branch = "└─ " if last else "├─ "
-        print(f"{prefix}{branch}{mark}{node.entry.id}{label}  {describe(node.entry, 80)}")
+        lines.append(f"{prefix}{branch}{mark}{node.entry.id}{label}  {describe(node.entry, 80)}")
         kids = node.children
         if len(kids) == 1:
             stack.append((kids[0], prefix, True))
@@ -191,6 +192,7 @@ def _walk_iter(root: TreeNode, last_root: bool, leaf: str | None) -> None:
         child_prefix = prefix + ("   " if last else "│  ")
         for i in range(len(kids) - 1, -1, -1):
             stack.append((kids[i], child_prefix, i == len(kids) - 1))
+    return lines
 
 
 async def _export(manager: SessionManager, args: argparse.Namespace) -> int:

@@ -1,0 +1,213 @@
+"""``spectra run`` and ``spectra chat``: talk to an agent from the terminal.
+
+With no config file both work offline: the built-in ``echo`` provider and a local store
+(SQLite if spectra-sqlite is installed, else files with spectra-fs, else memory) under
+``$SPECTRA_HOME`` (default ``~/.local/share/spectra``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..config import build_engine, load_config, parse_config
+from ..engine import EventType, RunStatus, SessionEngine
+from ..errors import SpectraError
+from ..logging import configure_logging
+from ..plugins import BackendKind, PluginRegistry, load_plugins
+from ._common import CONFIG_ENV, DEFAULT_CONFIG, fail
+from ._sessions import describe
+
+
+def add_parsers(sub: Any) -> None:
+    run = sub.add_parser("run", help="run one turn and stream the answer")
+    run.add_argument("prompt", help="what to say")
+    _common(run)
+    run.set_defaults(handler=lambda a: _main(a, _run))
+    chat = sub.add_parser("chat", help="an interactive conversation (type /help)")
+    _common(chat)
+    chat.set_defaults(handler=lambda a: _main(a, _chat))
+
+
+def _common(p: Any) -> None:
+    p.add_argument("--session", "-s", metavar="ID", help="continue this session")
+    p.add_argument("--config", "-c", metavar="FILE", help="config file (default: offline)")
+    p.add_argument("--user", "-u", default=None, help="user id (default: your login name)")
+    p.add_argument("--verbose", "-v", action="store_true", help="log run events on stderr")
+
+
+def spectra_home() -> Path:
+    return Path(os.environ.get("SPECTRA_HOME") or Path.home() / ".local/share/spectra")
+
+
+def default_config(registry: PluginRegistry) -> dict[str, Any]:
+    """The offline setup: echo provider, the best local store installed."""
+    stores = registry.names(BackendKind.SESSION_STORE)
+    home = spectra_home()
+    if "sqlite" in stores:
+        store: dict[str, Any] = {"backend": "sqlite", "path": str(home / "sessions.db")}
+    elif "fs" in stores:
+        store = {"backend": "fs", "directory": str(home / "sessions")}
+    elif "memory" in stores:
+        store = {"backend": "memory"}
+    else:
+        raise SpectraError("no session store installed: pip install spectra-sqlite")
+    return {"store": store, "model": {"provider": "echo"}}
+
+
+def _engine(args: argparse.Namespace) -> SessionEngine:
+    registry = load_plugins()
+    path = args.config or os.environ.get(CONFIG_ENV)
+    if path is None and Path(DEFAULT_CONFIG).exists():
+        path = DEFAULT_CONFIG
+    if path is not None:
+        config = load_config(path, registry)
+    else:
+        config = parse_config(default_config(registry), "<offline defaults>", registry)
+    engine: SessionEngine = build_engine(config, registry)
+    return engine
+
+
+def _main(args: argparse.Namespace, body: Any) -> int:
+    configure_logging("info" if args.verbose else "warning")
+    args.user = args.user or _login()
+    try:
+        engine = _engine(args)
+    except SpectraError as exc:
+        return fail(exc, 2)
+
+    async def go() -> int:
+        engine.start()
+        try:
+            status: int = await body(engine, args)
+            return status
+        finally:
+            await engine.stop(drain=False)
+            await engine.session_manager.store.aclose()
+
+    try:
+        return asyncio.run(go())
+    except SpectraError as exc:
+        return fail(exc)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "local"
+
+
+async def _turn(engine: SessionEngine, args: argparse.Namespace, text: str) -> tuple[str, bool]:
+    """Stream one turn to stdout; returns the session id and whether it completed."""
+    stream = await engine.run_streaming(args.user, text, args.session)
+    ok = False
+    session_id = args.session or ""
+    async for event in stream:
+        session_id = event.session_id
+        if event.type is EventType.MESSAGE_UPDATE and event.delta:
+            if event.delta.get("type") == "text":
+                sys.stdout.write(event.delta["text"])
+                sys.stdout.flush()
+        elif event.type is EventType.TOOL_EXECUTION_START:
+            print(f"\n[tool {event.tool_name}]", file=sys.stderr)
+        elif event.type is EventType.MESSAGE_END:
+            sys.stdout.write("\n")
+        elif event.type is EventType.RUN_END:
+            ok = event.status is RunStatus.COMPLETED
+            if not ok:
+                print(f"run {event.status}: {event.error}", file=sys.stderr)
+    return session_id, ok
+
+
+async def _run(engine: SessionEngine, args: argparse.Namespace) -> int:
+    session_id, ok = await _turn(engine, args, args.prompt)
+    print(
+        f"session {session_id} (continue with: spectra run --session {session_id} ...)",
+        file=sys.stderr,
+    )
+    return 0 if ok else 1
+
+
+HELP = """commands:
+  /tree              show the session's tree (* marks the leaf)
+  /show              show the active branch
+  /branch ENTRY_ID   move the leaf to an entry: the next message starts a new branch there
+  /fork [ENTRY_ID]   copy the branch up to an entry (default: the leaf) into a new session
+  /resume SESSION_ID continue another session of yours
+  /sessions          list your sessions
+  /quit              leave (also Ctrl-D)"""
+
+
+async def _chat(engine: SessionEngine, args: argparse.Namespace) -> int:
+    manager = engine.session_manager
+    print(f"spectra chat as {args.user!r}; type /help for commands", file=sys.stderr)
+    while True:
+        try:
+            line = await asyncio.to_thread(input, "> ")
+        except EOFError:
+            print(file=sys.stderr)
+            return 0
+        line = line.strip()
+        if not line:
+            continue
+        if not line.startswith("/"):
+            try:
+                args.session, _ = await _turn(engine, args, line)
+            except SpectraError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+            continue
+        cmd, _, arg = line.partition(" ")
+        arg = arg.strip()
+        try:
+            if cmd in ("/quit", "/exit"):
+                return 0
+            if cmd == "/help":
+                print(HELP)
+            elif cmd == "/sessions":
+                page = await manager.list()
+                for info in page:
+                    if info.user_id == args.user:
+                        print(f"{info.id}  {info.updated_at:%Y-%m-%d %H:%M}  v{info.version}")
+            elif cmd == "/resume":
+                session = await manager.load(arg)
+                if session.user_id not in (None, args.user):
+                    raise SpectraError(f"session {arg!r} not found")
+                args.session = session.id
+                print(f"resumed {session.id}")
+            elif args.session is None:
+                print("no session yet: say something first, or /resume ID")
+            elif cmd in ("/tree", "/show"):
+                session = await manager.load(args.session)
+                if cmd == "/show":
+                    for e in manager.get_branch(session):
+                        print(f"{e.id}  {describe(e)}")
+                else:
+                    _print_tree(manager, session)
+            elif cmd == "/branch":
+                session = await manager.load(args.session)
+                manager.branch(session, arg or None)
+                await manager.save(session)
+                print(f"leaf moved to {arg or 'the start'}")
+            elif cmd == "/fork":
+                fork = await manager.fork(args.session, arg or None)
+                args.session = fork.id
+                print(f"forked into {fork.id}; now talking there")
+            else:
+                print(f"unknown command {cmd}; type /help")
+        except SpectraError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+
+
+def _print_tree(manager: Any, session: Any) -> None:
+    from ._sessions import draw_tree
+
+    for line in draw_tree(manager, session):
+        print(line)
