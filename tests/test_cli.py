@@ -84,3 +84,32 @@ def test_sessions_errors_are_clear(tmp_path: Path) -> None:
 def test_sessions_without_config_file(tmp_path: Path) -> None:
     out = spectra("sessions", "list", cwd=tmp_path)
     assert out.returncode == 2 and "spectra.toml: config file not found" in out.stderr
+
+
+@pytest.mark.needs_plugins
+@pytest.mark.parametrize(
+    "store", ['backend = "fs"\ndirectory = "{d}/sessions"', 'backend = "sqlite"\npath = "{d}/s.db"']
+)
+def test_sessions_commands_on_durable_stores(tmp_path: Path, store: str) -> None:
+    cfg = tmp_path / "spectra.toml"
+    cfg.write_text("[store]\n" + store.format(d=tmp_path) + "\n")
+    made = spectra("run", "remember me", "--config", str(cfg), "--user", "ann")
+    assert made.returncode == 0, made.stderr
+    sid = next(x.split()[1] for x in made.stderr.splitlines() if x.startswith("session "))
+    listed = spectra("sessions", "list", "--json", "--config", str(cfg))
+    assert listed.returncode == 0, listed.stderr
+    (row,) = [json.loads(x) for x in listed.stdout.splitlines()]
+    assert row["id"] == sid and row["user_id"] == "ann"
+    shown = spectra("sessions", "show", sid, "--config", str(cfg))
+    assert "user: remember me" in shown.stdout and "assistant: echo: remember me" in shown.stdout
+    tree = spectra("sessions", "tree", sid, "--config", str(cfg))
+    assert tree.returncode == 0 and "* " in tree.stdout
+    out = tmp_path / "export.jsonl"
+    exported = spectra("sessions", "export", sid, "-o", str(out), "--config", str(cfg))
+    assert exported.returncode == 0, exported.stderr
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert lines[0]["type"] == "session" and lines[0]["id"] == sid
+    assert {x["type"] for x in lines[1:]} == {"audit", "message"}
+    assert spectra("sessions", "rm", sid, "--config", str(cfg)).returncode == 0
+    gone = spectra("sessions", "show", sid, "--config", str(cfg))
+    assert gone.returncode == 1 and "not found" in gone.stderr
