@@ -379,6 +379,7 @@ def build_engine(config: SpectraConfig, registry: PluginRegistry, **overrides: A
         kwargs["provider"] = provider
         kwargs["providers"] = {name: provider}
         kwargs["default_model"] = ModelRef(model_id, provider=name)
+        kwargs["close_providers"] = True
     kwargs.update(overrides)
     store = build_store(config, registry)
     manager = SessionManager(store, clock=kwargs.get("clock"))

@@ -149,6 +149,7 @@ class SessionEngine:
         max_input_chars: int = 1_000_000,
         retry: RetryPolicy | None = None,
         clock: Clock | None = None,
+        close_providers: bool = False,
     ) -> None:
         if max_concurrent_sessions < 1:
             raise InvalidArgumentError(
@@ -176,6 +177,12 @@ class SessionEngine:
         self.retry = retry or RetryPolicy()
         self.clock: Clock = clock or SystemClock()
         self.lifecycle = Lifecycle.IDLE
+        # providers closed by stop(): those built here, and all of them if asked
+        self._owned: list[ModelProvider] = (
+            [self.default_provider, *self.providers.values()] if close_providers else []
+        )
+        if provider is None:
+            self._owned.append(self.default_provider)
         self._runs: dict[str, _Run] = {}
         self._by_session: dict[str, _Run] = {}
         self._reserved = 0
@@ -217,6 +224,8 @@ class SessionEngine:
                         run.cancel(RunStatus.ABORTED)
                     await asyncio.gather(*(run.done.wait() for run in runs))
         self.lifecycle = Lifecycle.STOPPED
+        for owned in {id(p): p for p in self._owned}.values():
+            await owned.aclose()
         log.info("engine stopped", engine_id=self.engine_id)
 
     def abort_session(self, session_id: str) -> bool:
@@ -469,6 +478,7 @@ class SessionEngine:
         if self.registry is not None:
             provider: ModelProvider = self.registry.create(BackendKind.MODEL_PROVIDER, name)
             self.providers[name] = provider
+            self._owned.append(provider)
             return provider
         if name == DEFAULT_MODEL.provider:
             return self.default_provider
