@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 
 from spectra_core import AuditEntry, MessageEntry, SessionManager
 from spectra_core.engine import RunStatus, SessionEngine
+from spectra_core.testing import GatedProvider
 
 pytestmark = pytest.mark.needs_plugins
 sqlite = pytest.importorskip("spectra_sqlite", reason="needs spectra-sqlite")
@@ -42,21 +44,22 @@ WORKER = textwrap.dedent("""
 
 async def test_killed_run_session_reopens_and_continues(tmp_path: Path) -> None:
     db = tmp_path / "sessions.db"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", WORKER, str(db)],
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        WORKER,
+        str(db),
         stdout=subprocess.PIPE,
-        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
         assert proc.stdout is not None
-        session_id = proc.stdout.readline().strip()
+        line = await asyncio.wait_for(proc.stdout.readline(), 60)
+        session_id = line.decode().strip()
         assert session_id, "the worker did not start streaming"
     finally:
         proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        await proc.wait()
     async with sqlite.SQLiteSessionStore(db) as store:
         manager = SessionManager(store)
         session = await manager.load(session_id)
@@ -79,10 +82,6 @@ async def test_killed_run_session_reopens_and_continues(tmp_path: Path) -> None:
 
 
 async def test_drain_under_load(manager: SessionManager) -> None:
-    import asyncio
-
-    from spectra_core.testing import GatedProvider
-
     gated = GatedProvider()
     engine = SessionEngine(manager, provider=gated, max_concurrent_sessions=500)
     engine.start()
