@@ -60,8 +60,10 @@ def plugin(session: nox.Session, plugin: str) -> None:
 
 @nox.session(name="all", python=PYTHON)
 def all_(session: nox.Session) -> None:
-    """Every distribution together: core tests, cross-distribution tests, plugin tests."""
+    """Every distribution together: core tests, cross-distribution tests, plugin tests
+    (with the bench peers installed, so the benchmark smoke test covers them too)."""
     _install_editable(session, *PLUGINS)
+    session.install("--group", "bench")
     session.run("pytest", "tests", *session.posargs)
     for plugin in PLUGINS:
         session.run("pytest", f"plugins/{plugin}/tests", *session.posargs)
