@@ -150,7 +150,24 @@ class AgentLoop:
 
     async def _model_turn(self, turn: int) -> AssistantMessage:
         request = self._request()
-        message: AssistantMessage | None = None
+        message = await self._call_with_retries(request, turn)
+        self.partial = None
+        self.manager.append_message(self.session, message)
+        await self.manager.save(self.session)
+        self.emit(EventType.MESSAGE_END, turn=turn, message=message)
+        return message
+
+    async def _call_with_retries(self, request: ModelRequest, turn: int) -> AssistantMessage:
+        """Call the model; retry retryable failures with stamina. The first attempt runs
+        outside stamina (most calls succeed); its failure is replayed as stamina's first
+        attempt so the backoff, Retry-After included, applies from there."""
+        try:
+            result: AssistantMessage = await self.guard(lambda: self._stream(request, turn))
+            return result
+        except Exception as exc:
+            if retry_backoff(exc) is False:
+                raise
+            failure: Exception | None = exc
         async for attempt in stamina.retry_context(
             on=retry_backoff,
             attempts=self.retry.attempts,
@@ -159,13 +176,11 @@ class AgentLoop:
             wait_max=self.retry.wait_max,
         ):
             with attempt:
-                message = await self.guard(lambda: self._stream(request, turn))
-        assert message is not None
-        self.partial = None
-        self.manager.append_message(self.session, message)
-        await self.manager.save(self.session)
-        self.emit(EventType.MESSAGE_END, turn=turn, message=message)
-        return message
+                if failure is not None:
+                    replay, failure = failure, None
+                    raise replay
+                result = await self.guard(lambda: self._stream(request, turn))
+        return result
 
     async def _stream(self, request: ModelRequest, turn: int) -> AssistantMessage:
         partial = _PartialMessage()
