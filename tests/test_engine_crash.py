@@ -99,3 +99,29 @@ async def test_drain_under_load(manager: SessionManager) -> None:
     results = await asyncio.gather(*runs)
     assert {r.status for r in results} == {RunStatus.COMPLETED}
     assert engine.active_session_count == 0
+
+
+@pytest.mark.parametrize("busy", ["reject", "wait"])
+async def test_simultaneous_runs_on_one_session(tmp_path: Path, busy: str) -> None:
+    """Admission awaits real I/O here (SQLite), so runs arriving together race for the
+    session; exactly one turn runs at a time and no entry is lost."""
+    async with sqlite.SQLiteSessionStore(tmp_path / "s.db") as store:
+        manager = SessionManager(store)
+        engine = SessionEngine(manager, busy=busy)  # type: ignore[arg-type]
+        engine.start()
+        first = await engine.run("ann", "first")
+        results = await asyncio.gather(
+            *(engine.run("ann", f"q{i}", first.session_id) for i in range(10)),
+            return_exceptions=True,
+        )
+        ok = [r for r in results if not isinstance(r, BaseException)]
+        refused = [r for r in results if isinstance(r, BaseException)]
+        if busy == "reject":
+            assert len(ok) == 1
+            assert all(type(r).__name__ == "SessionBusyError" for r in refused)
+        else:
+            assert len(ok) == 10 and not refused
+        session = await manager.load(first.session_id)
+        roles = [e.message.role for e in session.entries if isinstance(e, MessageEntry)]
+        assert roles == ["user", "assistant"] * (1 + len(ok))  # turns never interleave
+        await engine.stop()

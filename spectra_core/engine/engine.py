@@ -185,6 +185,8 @@ class SessionEngine:
             self._owned.append(self.default_provider)
         self._runs: dict[str, _Run] = {}
         self._by_session: dict[str, _Run] = {}
+        # sessions claimed by a run being admitted (set when admission ends either way)
+        self._admitting: dict[str, asyncio.Event] = {}
         self._reserved = 0
         self._slot_freed = asyncio.Condition()
 
@@ -301,10 +303,16 @@ class SessionEngine:
             raise InvalidArgumentError("user_id must be a non-empty string")
         if session_id is not None:
             validate_id(session_id)
-            await self._wait_if_busy(session_id)
-            session = await self._load_owned(user_id, session_id)
-        else:
-            session = None
+            await self._claim(session_id)
+        try:
+            return await self._admit_claimed(user_id, text, session_id, opts)
+        finally:
+            self._unclaim(session_id)
+
+    async def _admit_claimed(
+        self, user_id: str, text: str, session_id: str | None, opts: RunOptions
+    ) -> _Run:
+        session = await self._load_owned(user_id, session_id) if session_id else None
         provider_name = (opts.model or self.default_model).provider
         reservation = await admit_rate_limit(
             self.rate_limiter,
@@ -322,8 +330,6 @@ class SessionEngine:
             raise
         try:
             self._check_accepting()
-            if session_id is not None and session_id in self._by_session:
-                raise SessionBusyError(f"session {session_id!r} already has a run in progress")
             if session is None:
                 session = await self.session_manager.create(
                     SessionConfig(
@@ -378,14 +384,30 @@ class SessionEngine:
             )
         return text
 
-    async def _wait_if_busy(self, session_id: str) -> None:
-        while (running := self._by_session.get(session_id)) is not None:
+    async def _claim(self, session_id: str) -> asyncio.Event:
+        """Wait until no run holds or is admitting ``session_id`` (or refuse, with
+        ``busy="reject"``), then claim it; the check and the claim are one step."""
+        while True:
+            running = self._by_session.get(session_id)
+            admitting = self._admitting.get(session_id)
+            if running is None and admitting is None:
+                claim = self._admitting[session_id] = asyncio.Event()
+                return claim
             if self.busy == "reject":
                 raise SessionBusyError(
                     f"session {session_id!r} already has a run in progress; retry when it "
                     "ends or use busy='wait'"
                 )
-            await running.done.wait()
+            if running is not None:
+                await running.done.wait()
+            elif admitting is not None:
+                await admitting.wait()
+
+    def _unclaim(self, session_id: str | None) -> None:
+        if session_id is not None:
+            claim = self._admitting.pop(session_id, None)
+            if claim is not None:
+                claim.set()
 
     async def _load_owned(self, user_id: str, session_id: str) -> Session:
         session = await self.session_manager.load(session_id)
