@@ -389,6 +389,8 @@ def build_engine(config: SpectraConfig, registry: PluginRegistry, **overrides: A
 def _create(part: BackendConfig, registry: PluginRegistry, source: str) -> Any:
     try:
         return part.create(registry)
+    except ConfigError as exc:
+        raise ConfigError([f"{source}: {part.path}: {line}" for line in exc.errors]) from None
     except (ValueError, TypeError, PluginError) as exc:
         raise ConfigError(f"{source}: {part.path}: {exc}") from None
 
