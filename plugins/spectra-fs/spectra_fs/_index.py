@@ -174,12 +174,25 @@ class Index:
     def _check_boot(self, conn: sqlite3.Connection, boot: str) -> None:
         """After a restart, mark pending every session whose file's stamp differs from
         its row (the OS may have lost index writes that were never fsynced)."""
+        conn.execute("PRAGMA synchronous=FULL")  # the new boot's mark reaches the disk
+        try:
+            stale = self._mark_stale(conn, boot)
+        finally:
+            conn.execute(f"PRAGMA synchronous={self._sync}")
+        if stale:
+            log.warning(
+                "listing index written before a restart: re-reading the sessions that changed",
+                index=str(self.path),
+                sessions=len(stale),
+            )
+
+    def _mark_stale(self, conn: sqlite3.Connection, boot: str) -> list[str]:
         conn.execute("BEGIN IMMEDIATE")
         try:
             row = conn.execute("SELECT value FROM meta WHERE key = 'boot'").fetchone()
             if row is not None and row[0] == boot:
                 conn.execute("COMMIT")
-                return
+                return []
             problems = [r[0] for r in conn.execute("PRAGMA integrity_check(5)").fetchall()]
             if problems != ["ok"]:
                 raise sqlite3.DatabaseError("integrity check failed: " + "; ".join(problems))
@@ -194,21 +207,12 @@ class Index:
                 [(uuid.uuid4().hex, sid) for sid in stale],
             )
             conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('boot', ?)", (boot,))
-            conn.execute("PRAGMA synchronous=FULL")  # applies to this commit
-            try:
-                conn.execute("COMMIT")
-            finally:
-                conn.execute(f"PRAGMA synchronous={self._sync}")
+            conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        if stale:
-            log.warning(
-                "listing index written before a restart: re-reading the sessions that changed",
-                index=str(self.path),
-                sessions=len(stale),
-            )
+        return stale
 
     def _open(self) -> sqlite3.Connection:
         if self._conn is not None:
