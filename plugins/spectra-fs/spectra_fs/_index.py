@@ -2,9 +2,17 @@
 
 The session files are the truth; the index only serves ``list``. Every save and delete
 first records a *pending* marker, then changes its file, then updates the session's row
-and clears the marker. A process killed in between leaves the marker, and the next
-``list`` re-reads those sessions from their files. A missing, half-built or corrupt index
-is rebuilt from the files.
+(with the file's stamp: inode, size, mtime) and clears the marker. A process killed in
+between leaves the marker, and the next ``list`` re-reads those sessions from their files.
+
+The index is never fsynced (``synchronous=OFF``): a killed process loses nothing the OS
+already has, and only an OS crash or power loss can roll the index back or damage it. So
+the index records the boot it was written in; the first process of a later boot to open
+it runs SQLite's integrity check (rebuilding a damaged index from the files), then
+compares every row's stamp with the session files' ``stat`` (no file is read) and marks
+the differing sessions pending. Where the OS has no boot id the index keeps
+``synchronous=NORMAL`` and, with durability "fsync", fsyncs each marker before the
+session file changes. A missing, half-built or corrupt index is rebuilt from the files.
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,30 +32,42 @@ from spectra_core import SessionFilter, SessionInfo, SessionPage, StoreError
 from spectra_core.serde import converter, dumps
 from spectra_core.store import decode_cursor, encode_cursor
 
-__all__ = ["INDEX_NAME", "Index", "micros"]
+__all__ = ["INDEX_NAME", "Index", "boot_id", "micros"]
 
 INDEX_NAME = "index.sqlite3"
-_SCHEMA = "1"
+_SCHEMA = "2"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 _T = TypeVar("_T")
 
 log = structlog.get_logger("spectra_fs")
 
+_META = "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 _DDL = """
-CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sessions(
     id TEXT PRIMARY KEY,
     user_id TEXT,
     tenant_id TEXT,
     updated_us INTEGER NOT NULL,
-    info TEXT NOT NULL
+    info TEXT NOT NULL,
+    stamp TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sessions_updated ON sessions(updated_us, id);
 CREATE INDEX IF NOT EXISTS sessions_user ON sessions(user_id, updated_us, id);
 CREATE INDEX IF NOT EXISTS sessions_tenant ON sessions(tenant_id, updated_us, id);
 CREATE TABLE IF NOT EXISTS pending(token TEXT PRIMARY KEY, session_id TEXT NOT NULL);
 """
+
+
+_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+
+def boot_id() -> str | None:
+    """An id of the running OS boot (Linux), or ``None`` where there is none."""
+    try:
+        return _BOOT_ID.read_text().strip() or None
+    except OSError:
+        return None
 
 
 def micros(value: datetime) -> int:
@@ -57,36 +77,49 @@ def micros(value: datetime) -> int:
     return (value - _EPOCH) // _US
 
 
-def _row(info: SessionInfo) -> tuple[str, str | None, str | None, int, str]:
+def _row(info: SessionInfo, stamp: str) -> tuple[str, str | None, str | None, int, str, str]:
     return (
         info.id,
         info.user_id,
         info.tenant_id,
         micros(info.updated_at),
         dumps(converter.unstructure(info, SessionInfo)),
+        stamp,
     )
 
 
 _UPSERT = (
-    "INSERT INTO sessions(id, user_id, tenant_id, updated_us, info) VALUES (?, ?, ?, ?, ?) "
+    "INSERT INTO sessions(id, user_id, tenant_id, updated_us, info, stamp) "
+    "VALUES (?, ?, ?, ?, ?, ?) "
     "ON CONFLICT(id) DO UPDATE SET user_id=excluded.user_id, tenant_id=excluded.tenant_id, "
-    "updated_us=excluded.updated_us, info=excluded.info"
+    "updated_us=excluded.updated_us, info=excluded.info, stamp=excluded.stamp"
 )
 
 
 class Index:
     """One SQLite connection shared by the store's threads (guarded by a lock).
 
-    ``scan`` yields the info of every session file, for rebuilds. ``durable`` makes the
-    pending marker reach the disk before the session file changes (durability "fsync").
+    ``scan`` yields the info and stamp of every session file, for rebuilds; ``stamps``
+    maps every session file's id to its stamp, from ``stat`` alone, for the check after
+    a restart. ``durable`` (durability "fsync") makes the pending marker reach the disk
+    before the session file changes, but only where no boot id tells a restart apart
+    (elsewhere the restart check covers what an OS crash can lose).
     """
 
     def __init__(
-        self, path: Path, scan: Callable[[], Iterable[SessionInfo]], *, durable: bool
+        self,
+        path: Path,
+        scan: Callable[[], Iterable[tuple[SessionInfo, str]]],
+        stamps: Callable[[], Mapping[str, str]],
+        *,
+        durable: bool,
     ) -> None:
         self.path = path
         self._scan = scan
+        self._stamps = stamps
         self._durable = durable
+        self._sync_markers = durable
+        self._sync = "NORMAL"
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
 
@@ -102,16 +135,84 @@ class Index:
             self.path, timeout=60.0, isolation_level=None, check_same_thread=False
         )
         try:
+            boot = boot_id()
+            self._sync = "NORMAL" if boot is None else "OFF"
+            self._sync_markers = self._durable and boot is None
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_DDL)
+            conn.execute(f"PRAGMA synchronous={self._sync}")
+            conn.execute(_META)
             rows = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            if rows.get("schema") != _SCHEMA:
+                self._reset(conn)
+            conn.executescript(_DDL)
             if rows.get("schema") != _SCHEMA or rows.get("complete") != "1":
                 self._rebuild(conn)
+            if boot is not None:
+                self._check_boot(conn, boot)
         except BaseException:
             conn.close()
             raise
         return conn
+
+    @staticmethod
+    def _reset(conn: sqlite3.Connection) -> None:
+        """Drop the tables of another index schema (they are rebuilt from the files)."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            if row is not None and row[0] == _SCHEMA:  # another process was quicker
+                conn.execute("COMMIT")
+                return
+            conn.execute("DELETE FROM meta WHERE key = 'complete'")
+            conn.execute("DROP TABLE IF EXISTS sessions")
+            conn.execute("DROP TABLE IF EXISTS pending")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _check_boot(self, conn: sqlite3.Connection, boot: str) -> None:
+        """After a restart, mark pending every session whose file's stamp differs from
+        its row (the OS may have lost index writes that were never fsynced)."""
+        conn.execute("PRAGMA synchronous=FULL")  # the new boot's mark reaches the disk
+        try:
+            stale = self._mark_stale(conn, boot)
+        finally:
+            conn.execute(f"PRAGMA synchronous={self._sync}")
+        if stale:
+            log.warning(
+                "listing index written before a restart: re-reading the sessions that changed",
+                index=str(self.path),
+                sessions=len(stale),
+            )
+
+    def _mark_stale(self, conn: sqlite3.Connection, boot: str) -> list[str]:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'boot'").fetchone()
+            if row is not None and row[0] == boot:
+                conn.execute("COMMIT")
+                return []
+            problems = [r[0] for r in conn.execute("PRAGMA integrity_check(5)").fetchall()]
+            if problems != ["ok"]:
+                raise sqlite3.DatabaseError("integrity check failed: " + "; ".join(problems))
+            indexed = dict(conn.execute("SELECT id, stamp FROM sessions").fetchall())
+            files = self._stamps()
+            stale = sorted(
+                {sid for sid, stamp in files.items() if indexed.get(sid) != stamp}
+                | (indexed.keys() - files.keys())
+            )
+            conn.executemany(
+                "INSERT INTO pending(token, session_id) VALUES (?, ?)",
+                [(uuid.uuid4().hex, sid) for sid in stale],
+            )
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('boot', ?)", (boot,))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return stale
 
     def _open(self) -> sqlite3.Connection:
         if self._conn is not None:
@@ -173,13 +274,16 @@ class Index:
         try:
             conn.execute("DELETE FROM sessions")
             n = 0
-            for info in self._scan():
-                conn.execute(_UPSERT, _row(info))
+            for info, stamp in self._scan():
+                conn.execute(_UPSERT, _row(info, stamp))
                 n += 1
             conn.execute(
                 "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema', ?), ('complete', '1')",
                 (_SCHEMA,),
             )
+            boot = boot_id()
+            if boot is not None:  # the rows are fresh: no restart to check for
+                conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('boot', ?)", (boot,))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -198,21 +302,23 @@ class Index:
         token = uuid.uuid4().hex
 
         def op(conn: sqlite3.Connection) -> None:
-            if self._durable:
+            if self._sync_markers:
                 conn.execute("PRAGMA synchronous=FULL")
             try:
                 conn.execute(
                     "INSERT INTO pending(token, session_id) VALUES (?, ?)", (token, session_id)
                 )
             finally:
-                if self._durable:
-                    conn.execute("PRAGMA synchronous=NORMAL")
+                if self._sync_markers:
+                    conn.execute(f"PRAGMA synchronous={self._sync}")
 
         self._run("record a pending change", op)
         return token
 
-    def finish(self, token: str, session_id: str, info: SessionInfo | None) -> None:
-        """Store the session's new row (``None``: deleted) and clear the marker."""
+    def finish(
+        self, token: str, session_id: str, info: SessionInfo | None, stamp: str = ""
+    ) -> None:
+        """Store the session's new row and file stamp (``None``: deleted), clear the marker."""
 
         def op(conn: sqlite3.Connection) -> None:
             conn.execute("BEGIN IMMEDIATE")
@@ -220,7 +326,7 @@ class Index:
                 if info is None:
                     conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
                 else:
-                    conn.execute(_UPSERT, _row(info))
+                    conn.execute(_UPSERT, _row(info, stamp))
                 conn.execute("DELETE FROM pending WHERE token = ?", (token,))
                 conn.execute("COMMIT")
             except BaseException:

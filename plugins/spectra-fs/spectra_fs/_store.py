@@ -99,6 +99,11 @@ def _write_all(fd: int, data: bytes, offset: int) -> None:
         offset += n
 
 
+def _stamp(st: os.stat_result) -> str:
+    """What the listing index remembers of a file to notice it changed: inode, size, mtime."""
+    return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -184,7 +189,7 @@ class FileSystemSessionStore(StoreBase):
         self.durability: Durability = durability
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._make_dir()
-        self._index = Index(self._dir / INDEX_NAME, self._scan, durable=self._fsync)
+        self._index = Index(self._dir / INDEX_NAME, self._scan, self._stamps, durable=self._fsync)
 
     @classmethod
     def from_options(cls, options: FsStoreOptions) -> FileSystemSessionStore:
@@ -492,10 +497,11 @@ class FileSystemSessionStore(StoreBase):
             tmp.unlink()
             if self._fsync:
                 _fsync_dir(self._dir)
+            stamp = _stamp(os.fstat(fd))
         finally:
             os.close(fd)
             tmp.unlink(missing_ok=True)
-        self._finish(token, session.id, info)
+        self._finish(token, session.id, info, stamp)
 
     def _append(
         self,
@@ -540,7 +546,7 @@ class FileSystemSessionStore(StoreBase):
                     os.ftruncate(h.fd, end)  # the session stays as it was
                 self._cancel(token)
                 raise
-            self._finish(token, session.id, info)
+            self._finish(token, session.id, info, _stamp(os.fstat(h.fd)))
         finally:
             os.close(h.fd)
 
@@ -559,11 +565,13 @@ class FileSystemSessionStore(StoreBase):
         finally:
             os.close(fd)
 
-    def _finish(self, token: str, session_id: str, info: SessionInfo | None) -> None:
+    def _finish(
+        self, token: str, session_id: str, info: SessionInfo | None, stamp: str = ""
+    ) -> None:
         """Update the listing row; the change itself is already committed, so an index
         failure is only logged (the pending marker makes ``list`` repair the row)."""
         try:
-            self._index.finish(token, session_id, info)
+            self._index.finish(token, session_id, info, stamp)
         except StoreError as exc:
             log.warning("listing index not updated", session_id=session_id, error=str(exc))
 
@@ -636,7 +644,7 @@ class FileSystemSessionStore(StoreBase):
             return
         try:
             info = self._info(h.fd, h.size)
-            self._index.finish(token, session_id, info)
+            self._index.finish(token, session_id, info, _stamp(os.fstat(h.fd)))
         except (OSError, Corrupt) as exc:
             log.warning(
                 "cannot re-read session for the index", session_id=session_id, error=str(exc)
@@ -670,8 +678,23 @@ class FileSystemSessionStore(StoreBase):
             raise Corrupt(f"the commit header does not convert: {exc}") from None
         return SessionInfo.of(Session(**fields))
 
-    def _scan(self) -> Iterator[SessionInfo]:
-        """Every session's info, read from the files without locks (for rebuilds)."""
+    def _stamps(self) -> dict[str, str]:
+        """Every session file's stamp, from ``stat`` alone (no file is read)."""
+        stamps: dict[str, str] = {}
+        with os.scandir(self._dir) as it:
+            for item in it:
+                if not item.name.endswith(_SUFFIX):
+                    continue
+                session_id = item.name[: -len(_SUFFIX)]
+                try:
+                    validate_id(session_id)
+                    stamps[session_id] = _stamp(item.stat())
+                except (InvalidArgumentError, FileNotFoundError):
+                    continue
+        return stamps
+
+    def _scan(self) -> Iterator[tuple[SessionInfo, str]]:
+        """Every session's info and stamp, read from the files without locks (rebuilds)."""
         for path in sorted(self._dir.glob(f"*{_SUFFIX}")):
             session_id = path.name[: -len(_SUFFIX)]
             try:
@@ -683,7 +706,8 @@ class FileSystemSessionStore(StoreBase):
                 log.warning("session file not indexed", file=str(path), error=str(exc))
                 continue
             try:
-                size = os.fstat(fd).st_size
+                st = os.fstat(fd)
+                size = st.st_size
                 fmt, _ = parse_header(LineReader(fd, size).line(0)) if size else (-1, None)
                 if fmt == FORMAT_VERSION:
                     info = self._info(fd, size)
@@ -698,7 +722,7 @@ class FileSystemSessionStore(StoreBase):
                 continue
             finally:
                 os.close(fd)
-            yield info
+            yield info, _stamp(st)
 
     async def rebuild_index(self) -> int:
         """Rebuild the listing index from the session files; returns the sessions indexed."""
