@@ -41,7 +41,7 @@ from spectra_core.store import (
 
 from ._options import SqliteStoreOptions, Synchronous, check_synchronous
 from ._rows import Node, fetch, micros
-from ._save import CONFLICT, SAVE, SAVE_DDL, save_rows
+from ._save import CONFLICT, SAVE_DDL, save_statements
 from ._schema import ensure_schema
 
 __all__ = ["SQLiteSessionStore"]
@@ -422,9 +422,10 @@ class SQLiteSessionStore(StoreBase):
     async def save(self, session: Session) -> None:
         """Append the unsaved entries and the header, if the stored version still matches.
 
-        One SQL statement (see ``_save``): the version check, the new entry rows and the
-        header are written in one autocommit transaction that holds the write lock from
-        its start, so a stale copy gets ConflictError and nothing is written.
+        One SQL statement (see ``_save``; one per 190 entries of a bigger batch, in one
+        ``BEGIN IMMEDIATE``): the version check, the header and the new entry rows are
+        written in one transaction that holds the write lock from its start, so a stale
+        copy gets ConflictError and nothing is written.
         """
         validate_id(session.id)
         new = list(session.unsaved_entries)
@@ -433,36 +434,41 @@ class SQLiteSessionStore(StoreBase):
         header = header_to_dict(session)
         forked = header["forked_from"]
         version = session.version + 1
-        added, rows = save_rows(new)
-        params = (
-            session.id,
-            session.version,
-            version,
-            header["user_id"],
-            header["tenant_id"],
-            header["created_at"],
-            header["updated_at"],
-            micros(session.updated_at),
-            header["leaf_id"],
-            None if forked is None else dumps(forked),
-            dumps(header["config"]),
-            FORMAT_VERSION,
-            added,
-            rows,
+        statements = save_statements(
+            (
+                session.id,
+                session.version,
+                version,
+                header["user_id"],
+                header["tenant_id"],
+                header["created_at"],
+                header["updated_at"],
+                micros(session.updated_at),
+                header["leaf_id"],
+                None if forked is None else dumps(forked),
+                dumps(header["config"]),
+                FORMAT_VERSION,
+            ),
+            new,
         )
 
         async def work(db: aiosqlite.Connection) -> None:
             try:
-                await fetch(db, SAVE, params)
+                for sql, params in statements:
+                    await fetch(db, sql, params)
             except sqlite3.IntegrityError as exc:
                 if str(exc) != CONFLICT:
                     raise
+                if db.in_transaction:
+                    await db.execute("ROLLBACK")
                 stored = await fetch(db, "SELECT version FROM sessions WHERE id = ?", (session.id,))
                 actual = stored[0][0] if stored else None
                 raise ConflictError(session.id, session.version, actual) from None
 
+        # one statement is its own transaction; several share one BEGIN IMMEDIATE
+        begin = None if len(statements) == 1 else "BEGIN IMMEDIATE"
         try:
-            await self._transaction(None, work, f"saving session {session.id!r}")
+            await self._transaction(begin, work, f"saving session {session.id!r}")
         except StoreError as exc:
             if "UNIQUE constraint failed: entries" in str(exc):
                 raise StoreError(
