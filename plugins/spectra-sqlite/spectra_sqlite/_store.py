@@ -111,7 +111,7 @@ class SQLiteSessionStore(StoreBase):
     """Sessions in one SQLite database file, on aiosqlite.
 
     WAL mode; a ``sessions`` table of headers and an ``entries`` table with one row per
-    entry. ``save`` runs ``BEGIN IMMEDIATE``, checks the version, inserts only the new
+    entry. ``save`` is one statement that checks the version, inserts only the new
     entries and updates the header, so its cost does not grow with the session. The
     connection opens on first use; tasks of one process share it under a lock, other
     processes wait up to ``busy_timeout`` for the write lock. ``synchronous`` is the
