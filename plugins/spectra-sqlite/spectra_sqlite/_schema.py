@@ -13,10 +13,10 @@ from spectra_core.serde import FORMAT_VERSION, converter, header_from_dict
 
 from ._rows import entry_rows, fetch, micros
 
-__all__ = ["SCHEMA_V0", "SCHEMA_V1", "SCHEMA_VERSION", "ensure_schema"]
+__all__ = ["SCHEMA_V0", "SCHEMA_V1", "SCHEMA_V2", "SCHEMA_VERSION", "ensure_schema"]
 
 #: The layout this release writes; recorded in ``PRAGMA user_version``.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: Layout version 0: the pre-release layout (user_version never set): a header JSON per
 #: session, an entry JSON per row. Kept to migrate such files forward.
@@ -62,6 +62,22 @@ CREATE TABLE entries (
 );
 CREATE UNIQUE INDEX entries_by_id ON entries (session_id, id);
 """
+
+_PARTIAL_INDEXES = """
+CREATE INDEX sessions_by_user ON sessions (user_id, updated_us, id) WHERE user_id IS NOT NULL;
+CREATE INDEX sessions_by_tenant ON sessions (tenant_id, updated_us, id)
+    WHERE tenant_id IS NOT NULL;
+"""
+
+#: Layout version 2: as version 1, but the user and tenant indexes leave out sessions
+#: without a user / tenant (a save of such a session updates two index pages fewer; a
+#: filter ``user_id = ?`` implies ``IS NOT NULL``, so listing still reads these indexes).
+SCHEMA_V2 = (
+    SCHEMA_V1.replace(
+        "CREATE INDEX sessions_by_user ON sessions (user_id, updated_us, id);\n", ""
+    ).replace("CREATE INDEX sessions_by_tenant ON sessions (tenant_id, updated_us, id);\n", "")
+    + _PARTIAL_INDEXES
+)
 
 _INSERT_SESSION = (
     "INSERT INTO sessions (id, user_id, tenant_id, created_at, updated_at, updated_us, version,"
@@ -123,9 +139,17 @@ async def _migrate_v0(db: aiosqlite.Connection, path: str) -> None:
     await db.execute("DROP TABLE v0_sessions")
 
 
+async def _migrate_v1(db: aiosqlite.Connection, path: str) -> None:
+    """v1 -> v2: make the user and tenant indexes partial (rows with a NULL key left out)."""
+    await db.execute("DROP INDEX sessions_by_user")
+    await db.execute("DROP INDEX sessions_by_tenant")
+    await _script(db, _PARTIAL_INDEXES)
+
+
 #: ``_MIGRATIONS[n]`` upgrades a file from layout ``n`` to ``n + 1``.
 _MIGRATIONS: dict[int, Callable[[aiosqlite.Connection, str], Awaitable[None]]] = {
     0: _migrate_v0,
+    1: _migrate_v1,
 }
 
 
@@ -160,7 +184,7 @@ async def ensure_schema(db: aiosqlite.Connection, path: str) -> None:
         if version == 0:
             tables = await _tables(db)
             if not tables:
-                await _script(db, SCHEMA_V1)
+                await _script(db, SCHEMA_V2)
                 version = SCHEMA_VERSION
             elif "header" not in tables.get("sessions", set()) or "entries" not in tables:
                 raise StoreError(

@@ -7,7 +7,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
@@ -40,7 +40,8 @@ from spectra_core.store import (
 )
 
 from ._options import SqliteStoreOptions, Synchronous, check_synchronous
-from ._rows import Node, entry_rows, fetch, micros
+from ._rows import Node, fetch, micros
+from ._save import CONFLICT, SAVE_DDL, save_statements
 from ._schema import ensure_schema
 
 __all__ = ["SQLiteSessionStore"]
@@ -54,10 +55,6 @@ _HEADER_COLUMNS = (
     " entry_count, format"
 )
 _INFO_COLUMNS = "id, user_id, tenant_id, created_at, updated_at, version, forked_from"
-_INSERT_ENTRY = (
-    "INSERT INTO entries (session_id, seq, id, parent_id, kind, depth, model_seq,"
-    " compaction_seq, data) VALUES (?,?,?,?,?,?,?,?,?)"
-)
 _NODE = "SELECT seq, kind, depth, model_seq, compaction_seq FROM entries"
 # The active branch up from entry ``?2``: at most ``?3`` rows, each read by the id index.
 _WALK = """
@@ -114,7 +111,7 @@ class SQLiteSessionStore(StoreBase):
     """Sessions in one SQLite database file, on aiosqlite.
 
     WAL mode; a ``sessions`` table of headers and an ``entries`` table with one row per
-    entry. ``save`` runs ``BEGIN IMMEDIATE``, checks the version, inserts only the new
+    entry. ``save`` is one statement that checks the version, inserts only the new
     entries and updates the header, so its cost does not grow with the session. The
     connection opens on first use; tasks of one process share it under a lock, other
     processes wait up to ``busy_timeout`` for the write lock. ``synchronous`` is the
@@ -167,6 +164,8 @@ class SQLiteSessionStore(StoreBase):
             await db.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
             await db.execute(f"PRAGMA busy_timeout = {round(self.busy_timeout * 1000)}")
             await ensure_schema(db, str(self.path))
+            for statement in SAVE_DDL:
+                await db.execute(statement)
         except BaseException as exc:
             await db.close()
             if isinstance(exc, sqlite3.Error):
@@ -183,11 +182,17 @@ class SQLiteSessionStore(StoreBase):
             yield self._db
 
     async def _transaction(
-        self, begin: str, work: Callable[[aiosqlite.Connection], Awaitable[_T]], action: str
+        self,
+        begin: str | None,
+        work: Callable[[aiosqlite.Connection], Awaitable[_T]],
+        action: str,
     ) -> _T:
-        """Run ``work`` in one transaction; roll back and wrap SQLite errors on failure."""
+        """Run ``work`` in one transaction (``begin=None``: ``work`` is one autocommit
+        statement); roll back and wrap SQLite errors on failure."""
         async with self._connection() as db:
             try:
+                if begin is None:
+                    return await work(db)
                 await db.execute(begin)
                 result = await work(db)
                 await db.execute("COMMIT")
@@ -415,56 +420,55 @@ class SQLiteSessionStore(StoreBase):
     # --- writing ----------------------------------------------------------------------
 
     async def save(self, session: Session) -> None:
-        """Append the unsaved entries and the header, if the stored version still matches."""
+        """Append the unsaved entries and the header, if the stored version still matches.
+
+        One SQL statement (see ``_save``; one per 190 entries of a bigger batch, in one
+        ``BEGIN IMMEDIATE``): the version check, the header and the new entry rows are
+        written in one transaction that holds the write lock from its start, so a stale
+        copy gets ConflictError and nothing is written.
+        """
         validate_id(session.id)
         new = list(session.unsaved_entries)
         for e in new:
             validate_id(e.id, "entry id")
         header = header_to_dict(session)
-        version = session.version + 1
         forked = header["forked_from"]
-        columns = (
-            header["user_id"],
-            header["tenant_id"],
-            header["created_at"],
-            header["updated_at"],
-            micros(session.updated_at),
-            version,
-            header["leaf_id"],
-            None if forked is None else dumps(forked),
-            dumps(header["config"]),
+        version = session.version + 1
+        statements = save_statements(
+            (
+                session.id,
+                session.version,
+                version,
+                header["user_id"],
+                header["tenant_id"],
+                header["created_at"],
+                header["updated_at"],
+                micros(session.updated_at),
+                header["leaf_id"],
+                None if forked is None else dumps(forked),
+                dumps(header["config"]),
+                FORMAT_VERSION,
+            ),
+            new,
         )
 
         async def work(db: aiosqlite.Connection) -> None:
-            rows = await fetch(
-                db, "SELECT version, entry_count FROM sessions WHERE id = ?", (session.id,)
-            )
-            stored = rows[0] if rows else None
-            if session.version == 0 and stored is not None:
-                raise ConflictError(session.id, 0, stored[0])
-            if session.version != 0 and (stored is None or stored[0] != session.version):
-                actual = None if stored is None else stored[0]
-                raise ConflictError(session.id, session.version, actual)
-            count = 0 if stored is None else stored[1]
-            parents = await self._stored_parents(db, session.id, new)
-            await db.executemany(_INSERT_ENTRY, entry_rows(session.id, count, new, parents))
-            if stored is None:
-                await db.execute(
-                    "INSERT INTO sessions (user_id, tenant_id, created_at, updated_at, "
-                    "updated_us, version, leaf_id, forked_from, config, entry_count, format, id)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (*columns, count + len(new), FORMAT_VERSION, session.id),
-                )
-            else:
-                await db.execute(
-                    "UPDATE sessions SET user_id = ?, tenant_id = ?, created_at = ?, "
-                    "updated_at = ?, updated_us = ?, version = ?, leaf_id = ?, forked_from = ?,"
-                    " config = ?, entry_count = ?, format = ? WHERE id = ?",
-                    (*columns, count + len(new), FORMAT_VERSION, session.id),
-                )
+            try:
+                for sql, params in statements:
+                    await fetch(db, sql, params)
+            except sqlite3.IntegrityError as exc:
+                if str(exc) != CONFLICT:
+                    raise
+                if db.in_transaction:
+                    await db.execute("ROLLBACK")
+                stored = await fetch(db, "SELECT version FROM sessions WHERE id = ?", (session.id,))
+                actual = stored[0][0] if stored else None
+                raise ConflictError(session.id, session.version, actual) from None
 
+        # one statement is its own transaction; several share one BEGIN IMMEDIATE
+        begin = None if len(statements) == 1 else "BEGIN IMMEDIATE"
         try:
-            await self._transaction("BEGIN IMMEDIATE", work, f"saving session {session.id!r}")
+            await self._transaction(begin, work, f"saving session {session.id!r}")
         except StoreError as exc:
             if "UNIQUE constraint failed: entries" in str(exc):
                 raise StoreError(
@@ -473,19 +477,6 @@ class SQLiteSessionStore(StoreBase):
                 ) from exc
             raise
         session.mark_saved(version)
-
-    async def _stored_parents(
-        self, db: aiosqlite.Connection, session_id: str, new: Sequence[Entry]
-    ) -> dict[str, Node]:
-        """The stored nodes of the parents of ``new`` that are not in ``new`` itself."""
-        ids = {e.id for e in new}
-        wanted = {e.parent_id for e in new if e.parent_id is not None and e.parent_id not in ids}
-        out: dict[str, Node] = {}
-        for parent_id in wanted:
-            node = await self._node(db, session_id, parent_id)
-            if node is not None:
-                out[parent_id] = node
-        return out
 
     async def delete(self, session_id: str) -> None:
         """Delete a session and its entries, or raise SessionNotFound."""

@@ -17,7 +17,7 @@ from spectra_core.store import SessionFilter
 from spectra_core.testing import FakeClock
 from spectra_core.tree import trim_to_active_branch
 from spectra_sqlite import SCHEMA_VERSION, SQLiteSessionStore
-from spectra_sqlite._schema import SCHEMA_V0
+from spectra_sqlite._schema import SCHEMA_V0, SCHEMA_V1
 
 OpenStore = Callable[..., SQLiteSessionStore]
 
@@ -195,6 +195,55 @@ async def test_version_zero_file_migrates_forward(open_store: OpenStore, db_path
     manager.append_message(again, "new")
     await manager.save(again)
     assert (await open_store().load("old-2")).entries[-1].message.text == "new"  # type: ignore[union-attr]
+
+
+def _v1_indexes(db: Path) -> None:
+    """Turn a file of this release back into the version 1 layout (full user/tenant indexes)."""
+    v1 = [line for line in SCHEMA_V1.splitlines() if "_by_user" in line or "_by_tenant" in line]
+    assert len(v1) == 2
+    _sql(db, "DROP INDEX sessions_by_user", "DROP INDEX sessions_by_tenant", *v1)
+    _sql(db, "PRAGMA user_version = 1")
+
+
+async def test_version_one_file_migrates_to_partial_indexes(
+    open_store: OpenStore, db_path: Path
+) -> None:
+    first = open_store()
+    manager = SessionManager(first, clock=FakeClock())
+    anonymous = await manager.create()
+    user_only = await manager.create(user_id="u")
+    both = await manager.create(user_id="u", tenant_id="t")
+    for s in (anonymous, user_only, both):
+        manager.append_message(s, f"hello {s.id}")
+        await manager.save(s)
+    await first.aclose()
+    _v1_indexes(db_path)
+    assert _sql(db_path, "PRAGMA user_version") == [(1,)]
+
+    store = open_store()
+    await store.ping()
+    assert _sql(db_path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(2,)]
+    indexes = dict(
+        _sql(db_path, "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql NOT NULL")
+    )
+    assert "WHERE user_id IS NOT NULL" in str(indexes["sessions_by_user"])
+    assert "WHERE tenant_id IS NOT NULL" in str(indexes["sessions_by_tenant"])
+    # the partial indexes hold only the sessions that have the key
+    assert _sql(
+        db_path, "SELECT count(*) FROM sessions INDEXED BY sessions_by_user WHERE user_id > ''"
+    ) == [(2,)]
+    assert _sql(
+        db_path, "SELECT count(*) FROM sessions INDEXED BY sessions_by_tenant WHERE tenant_id > ''"
+    ) == [(1,)]
+    for s in (anonymous, user_only, both):
+        assert await store.load(s.id) == s
+    assert {i.id for i in await store.list(SessionFilter(user_id="u"))} == {user_only.id, both.id}
+    assert [i.id for i in await store.list(SessionFilter(tenant_id="t"))] == [both.id]
+    assert len((await store.list()).sessions) == 3
+    manager.store = store
+    manager.append_message(anonymous, "after the migration")
+    await manager.save(anonymous)
+    assert await open_store().load(anonymous.id) == anonymous
 
 
 async def test_corrupt_version_zero_file_names_the_session(
