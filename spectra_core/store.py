@@ -5,10 +5,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterable, Iterator
-from datetime import datetime
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Protocol, Self, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
 import attrs
 
@@ -22,10 +22,16 @@ __all__ = [
     "SessionPage",
     "SessionStore",
     "StoreBase",
+    "cut_page",
     "decode_cursor",
     "encode_cursor",
+    "epoch_micros",
+    "keyset_sql",
     "page_of",
 ]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def _positive_limit(_: object, attribute: attrs.Attribute[int], value: int) -> None:
@@ -119,6 +125,48 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise InvalidArgumentError(f"invalid list cursor {cursor!r}: {exc}") from None
 
 
+def epoch_micros(moment: datetime) -> int:
+    """Microseconds since the epoch (a naive datetime counts as UTC): the sortable form
+    SQL stores keep ``updated_at`` in."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def keyset_sql(flt: SessionFilter) -> tuple[str, list[Any]]:
+    """``WHERE ... ORDER BY ... LIMIT ?`` and its parameters for one page of ``list`` in
+    SQL, over columns ``user_id``, ``tenant_id``, ``updated_us`` (see :func:`epoch_micros`)
+    and ``id``. It asks for ``limit + 1`` rows; :func:`cut_page` makes the page."""
+    where: list[str] = []
+    params: list[Any] = []
+    if flt.user_id is not None:
+        where.append("user_id = ?")
+        params.append(flt.user_id)
+    if flt.tenant_id is not None:
+        where.append("tenant_id = ?")
+        params.append(flt.tenant_id)
+    if flt.updated_after is not None:
+        where.append("updated_us >= ?")
+        params.append(epoch_micros(flt.updated_after))
+    if flt.updated_before is not None:
+        where.append("updated_us < ?")
+        params.append(epoch_micros(flt.updated_before))
+    if flt.cursor is not None:
+        stamp, after_id = decode_cursor(flt.cursor)
+        where.append("(updated_us, id) < (?, ?)")
+        params.extend((epoch_micros(stamp), after_id))
+    sql = (" WHERE " + " AND ".join(where)) if where else ""
+    params.append(flt.limit + 1)
+    return sql + " ORDER BY updated_us DESC, id DESC LIMIT ?", params
+
+
+def cut_page(infos: Sequence[SessionInfo], flt: SessionFilter) -> SessionPage:
+    """A page from up to ``limit + 1`` matching infos in newest-first order."""
+    page = tuple(infos[: flt.limit])
+    more = len(infos) > flt.limit
+    return SessionPage(page, encode_cursor(page[-1]) if more and page else None)
+
+
 def page_of(infos: Iterable[SessionInfo], flt: SessionFilter) -> SessionPage:
     """Filter, order newest first and cut one page: for stores that scan in memory."""
     rows = [i for i in infos if flt.matches(i)]
@@ -126,9 +174,7 @@ def page_of(infos: Iterable[SessionInfo], flt: SessionFilter) -> SessionPage:
         after = decode_cursor(flt.cursor)
         rows = [i for i in rows if i.sort_key < after]
     rows.sort(key=lambda i: i.sort_key, reverse=True)
-    page = tuple(rows[: flt.limit])
-    more = len(rows) > flt.limit
-    return SessionPage(page, encode_cursor(page[-1]) if more and page else None)
+    return cut_page(rows[: flt.limit + 1], flt)
 
 
 @runtime_checkable

@@ -22,22 +22,19 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import structlog
 
 from spectra_core import SessionFilter, SessionInfo, SessionPage, StoreError
 from spectra_core.serde import converter, dumps
-from spectra_core.store import decode_cursor, encode_cursor
+from spectra_core.store import cut_page, epoch_micros, keyset_sql
 
-__all__ = ["INDEX_NAME", "Index", "boot_id", "micros"]
+__all__ = ["INDEX_NAME", "Index", "boot_id"]
 
 INDEX_NAME = "index.sqlite3"
 _SCHEMA = "2"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
 _T = TypeVar("_T")
 
 log = structlog.get_logger("spectra_fs")
@@ -70,19 +67,12 @@ def boot_id() -> str | None:
         return None
 
 
-def micros(value: datetime) -> int:
-    """Microseconds since the epoch (a naive datetime counts as UTC)."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return (value - _EPOCH) // _US
-
-
 def _row(info: SessionInfo, stamp: str) -> tuple[str, str | None, str | None, int, str, str]:
     return (
         info.id,
         info.user_id,
         info.tenant_id,
-        micros(info.updated_at),
+        epoch_micros(info.updated_at),
         dumps(converter.unstructure(info, SessionInfo)),
         stamp,
     )
@@ -352,32 +342,7 @@ class Index:
     # --- reads ------------------------------------------------------------------------
 
     def list(self, flt: SessionFilter) -> SessionPage:
-        where: list[str] = []
-        args: list[Any] = []
-        if flt.user_id is not None:
-            where.append("user_id = ?")
-            args.append(flt.user_id)
-        if flt.tenant_id is not None:
-            where.append("tenant_id = ?")
-            args.append(flt.tenant_id)
-        if flt.updated_after is not None:
-            where.append("updated_us >= ?")
-            args.append(micros(flt.updated_after))
-        if flt.updated_before is not None:
-            where.append("updated_us < ?")
-            args.append(micros(flt.updated_before))
-        if flt.cursor is not None:
-            stamp, after_id = decode_cursor(flt.cursor)
-            us = micros(stamp)
-            where.append("(updated_us < ? OR (updated_us = ? AND id < ?))")
-            args += [us, us, after_id]
-        sql = "SELECT info FROM sessions"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY updated_us DESC, id DESC LIMIT ?"
-        args.append(flt.limit + 1)
+        clauses, args = keyset_sql(flt)
+        sql = "SELECT info FROM sessions" + clauses
         rows = self._run("list sessions", lambda conn: conn.execute(sql, args).fetchall())
-        infos = [converter.loads(r[0], SessionInfo) for r in rows]
-        page = tuple(infos[: flt.limit])
-        more = len(infos) > flt.limit
-        return SessionPage(page, encode_cursor(page[-1]) if more and page else None)
+        return cut_page([converter.loads(r[0], SessionInfo) for r in rows], flt)

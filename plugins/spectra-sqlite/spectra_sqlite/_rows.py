@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import aiosqlite
@@ -12,10 +12,9 @@ import attrs
 from spectra_core.models import Entry, entry_kind
 from spectra_core.serde import dumps, entry_to_dict
 
-__all__ = ["EntryRow", "Node", "child_node", "entry_rows", "fetch", "micros"]
+__all__ = ["EntryRow", "Node", "child_node", "entry_rows", "fetch"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICRO = timedelta(microseconds=1)
 
 #: (session_id, seq, id, parent_id, kind, depth, model_seq, compaction_seq, data)
 EntryRow = tuple[str, int, str, str | None, str, int, int | None, int | None, str]
@@ -24,13 +23,6 @@ EntryRow = tuple[str, int, str, str | None, str, int, int | None, int | None, st
 async def fetch(db: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()) -> list[Any]:
     """All rows of one query, as a list."""
     return list(await db.execute_fetchall(sql, tuple(params)))
-
-
-def micros(moment: datetime) -> int:
-    """Microseconds since the epoch (naive datetimes count as UTC): the sortable form."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return (moment - _EPOCH) // _MICRO
 
 
 @attrs.frozen

@@ -10,8 +10,9 @@ import aiosqlite
 
 from spectra_core.errors import StoreError
 from spectra_core.serde import FORMAT_VERSION, converter, header_from_dict
+from spectra_core.store import epoch_micros
 
-from ._rows import entry_rows, fetch, micros
+from ._rows import entry_rows, fetch
 
 __all__ = ["SCHEMA_V0", "SCHEMA_V1", "SCHEMA_V2", "SCHEMA_VERSION", "ensure_schema"]
 
@@ -125,7 +126,7 @@ async def _migrate_v0(db: aiosqlite.Connection, path: str) -> None:
                 header.get("tenant_id"),
                 converter.unstructure(fields["created_at"]),
                 converter.unstructure(fields["updated_at"]),
-                micros(fields["updated_at"]),
+                epoch_micros(fields["updated_at"]),
                 int(header.get("version", 0)),
                 header.get("leaf_id"),
                 None if forked is None else json.dumps(forked),

@@ -35,12 +35,13 @@ from spectra_core.store import (
     SessionInfo,
     SessionPage,
     StoreBase,
-    decode_cursor,
-    encode_cursor,
+    cut_page,
+    epoch_micros,
+    keyset_sql,
 )
 
 from ._options import SqliteStoreOptions, Synchronous, check_synchronous
-from ._rows import Node, fetch, micros
+from ._rows import Node, fetch
 from ._save import CONFLICT, SAVE_DDL, save_statements
 from ._schema import ensure_schema
 
@@ -443,7 +444,7 @@ class SQLiteSessionStore(StoreBase):
                 header["tenant_id"],
                 header["created_at"],
                 header["updated_at"],
-                micros(session.updated_at),
+                epoch_micros(session.updated_at),
                 header["leaf_id"],
                 None if forked is None else dumps(forked),
                 dumps(header["config"]),
@@ -496,30 +497,8 @@ class SQLiteSessionStore(StoreBase):
     def list_query(flt: SessionFilter) -> tuple[str, list[Any]]:
         """The SQL and parameters of one page of ``list`` (keyset pagination on
         ``(updated_us, id)``, served by the sessions indexes)."""
-        where: list[str] = []
-        params: list[Any] = []
-        if flt.user_id is not None:
-            where.append("user_id = ?")
-            params.append(flt.user_id)
-        if flt.tenant_id is not None:
-            where.append("tenant_id = ?")
-            params.append(flt.tenant_id)
-        if flt.updated_after is not None:
-            where.append("updated_us >= ?")
-            params.append(micros(flt.updated_after))
-        if flt.updated_before is not None:
-            where.append("updated_us < ?")
-            params.append(micros(flt.updated_before))
-        if flt.cursor is not None:
-            stamp, after_id = decode_cursor(flt.cursor)
-            where.append("(updated_us, id) < (?, ?)")
-            params.extend((micros(stamp), after_id))
-        sql = f"SELECT {_INFO_COLUMNS} FROM sessions"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY updated_us DESC, id DESC LIMIT ?"
-        params.append(flt.limit + 1)
-        return sql, params
+        clauses, params = keyset_sql(flt)
+        return f"SELECT {_INFO_COLUMNS} FROM sessions" + clauses, params
 
     async def list(self, filter: SessionFilter | None = None) -> SessionPage:
         """One page of headers, newest first, filtered and paginated in SQL."""
@@ -530,9 +509,7 @@ class SQLiteSessionStore(StoreBase):
             return await fetch(db, sql, params)
 
         rows = list(await self._transaction("BEGIN", work, "listing sessions"))
-        infos = tuple(self._info(row) for row in rows[: flt.limit])
-        more = len(rows) > flt.limit
-        return SessionPage(infos, encode_cursor(infos[-1]) if more and infos else None)
+        return cut_page([self._info(row) for row in rows], flt)
 
     def _info(self, row: Any) -> SessionInfo:
         sid, user, tenant, created, updated, version, forked = row
