@@ -1,5 +1,8 @@
 """spectra: a runtime for serving conversational AI agents in production."""
 
+from .agent import ModelProvider, ModelRequest, ProviderError, ToolSpec
+from .agent.builtin import EchoProvider, ScriptedProvider
+from .agent.tools import Tool, tool
 from .breaker import (
     BreakerListener,
     BreakerMetrics,
@@ -9,12 +12,21 @@ from .breaker import (
     DefaultCircuitBreaker,
 )
 from .clock import Clock, SystemClock
+from .engine import (
+    EventType,
+    RunEvent,
+    RunOptions,
+    RunResult,
+    RunStatus,
+    SessionEngine,
+)
 from .errors import (
     CapacityError,
     CircuitOpenError,
     ConfigError,
     ConflictError,
     EngineDrainingError,
+    EngineNotStartedError,
     EntryNotFound,
     InvalidArgumentError,
     InvalidIdError,
@@ -89,9 +101,12 @@ __all__ = [
     "CustomEntry",
     "CustomMessageEntry",
     "DefaultCircuitBreaker",
+    "EchoProvider",
     "EngineDrainingError",
+    "EngineNotStartedError",
     "Entry",
     "EntryNotFound",
+    "EventType",
     "ForkOrigin",
     "ImageContent",
     "InvalidArgumentError",
@@ -101,21 +116,30 @@ __all__ = [
     "Message",
     "MessageEntry",
     "ModelChangeEntry",
+    "ModelProvider",
     "ModelRef",
+    "ModelRequest",
     "OpaqueEntry",
     "PartialLoad",
     "PluginError",
     "PluginRegistry",
+    "ProviderError",
     "RateLimitRequest",
     "RateLimitResult",
     "RateLimitedError",
     "RateLimiter",
     "Register",
     "Reservation",
+    "RunEvent",
+    "RunOptions",
+    "RunResult",
+    "RunStatus",
+    "ScriptedProvider",
     "Session",
     "SessionBusyError",
     "SessionConfig",
     "SessionContext",
+    "SessionEngine",
     "SessionFilter",
     "SessionInfo",
     "SessionManager",
@@ -128,8 +152,10 @@ __all__ = [
     "SystemClock",
     "TextContent",
     "ThinkingContent",
+    "Tool",
     "ToolCall",
     "ToolResultMessage",
+    "ToolSpec",
     "TreeNode",
     "Usage",
     "UserMessage",
@@ -139,5 +165,6 @@ __all__ = [
     "load_plugins",
     "new_entry_id",
     "new_session_id",
+    "tool",
     "validate_id",
 ]

@@ -3,10 +3,10 @@ import asyncio
 from spectra_core import (
     CompositeRateLimiter,
     LocalRateLimiter,
+    SessionEngine,
     SessionManager,
+    tool,
 )
-from spectra_core.agent.tools import tool
-from spectra_core.engine import SessionEngine
 from spectra_core.logging import configure_logging
 from spectra_memory import InMemorySessionStore
 
