@@ -46,7 +46,14 @@ def core(session: nox.Session) -> None:
         "['spectra', 'plugins', '--json'])); "
         "assert [p['distribution'] for p in out['plugins']] == ['spectra-core'], out",
     )
-    session.run("pytest", "tests", "-m", "not needs_plugins", *session.posargs)
+    session.run(
+        "pytest",
+        "tests",
+        "-m",
+        "not needs_plugins",
+        *session.posargs,
+        env={"SPECTRA_CORE_ONLY": "1"},
+    )
 
 
 @nox.session(python=PYTHON)

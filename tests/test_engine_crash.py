@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+import spectra_sqlite as sqlite
 from spectra_core import AuditEntry, MessageEntry, SessionManager
 from spectra_core.engine import RunStatus, SessionEngine
 from spectra_core.testing import GatedProvider
 
 pytestmark = pytest.mark.needs_plugins
-sqlite = pytest.importorskip("spectra_sqlite", reason="needs spectra-sqlite")
 
 WORKER = textwrap.dedent("""
     import asyncio, sys

@@ -21,15 +21,10 @@ from spectra_core.agent.tools import tool
 from spectra_core.config import build_engine, load_config
 from spectra_core.engine import EventType, RunStatus, SessionEngine
 from spectra_core.plugins import load_plugins
+from spectra_openai import testing
+from spectra_openai.testing import Completion, ErrorReply, FakeToolCall
 
 pytestmark = pytest.mark.needs_plugins
-
-testing = pytest.importorskip("spectra_openai.testing", reason="needs spectra-openai[test]")
-Completion, ErrorReply, FakeToolCall = (
-    testing.Completion,
-    testing.ErrorReply,
-    testing.FakeToolCall,
-)
 
 
 @pytest.fixture(scope="module")
