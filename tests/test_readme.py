@@ -35,3 +35,9 @@ def test_ci_runs_the_readme_test_command() -> None:
     command = README[marker:].split("```bash\n", 1)[1].split("\n", 1)[0]
     assert command == "uvx nox"
     assert "test-command" in (ROOT / ".ci/run").read_text()
+
+
+def test_readme_links_point_to_files() -> None:
+    for target in re.findall(r"\]\(([^)#]+)\)", README):
+        if "://" not in target:
+            assert (ROOT / target).exists(), f"README links to missing {target}"
