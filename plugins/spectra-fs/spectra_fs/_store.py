@@ -9,7 +9,10 @@ import fcntl
 import json
 import os
 import secrets
+import threading
+import uuid
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -62,6 +65,8 @@ Durability = Literal["fsync", "none"]
 _T = TypeVar("_T")
 _SUFFIX = ".jsonl"
 _TMP = ".tmp-"
+_MAX_CLEARED = 256
+_datasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
 log = structlog.get_logger("spectra_fs")
 
 
@@ -100,8 +105,33 @@ def _write_all(fd: int, data: bytes, offset: int) -> None:
 
 
 def _stamp(st: os.stat_result) -> str:
-    """What the listing index remembers of a file to notice it changed: inode, size, mtime."""
-    return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+    """What the listing index remembers of a file to notice it changed: inode and size
+    (a session file only grows on its inode, except a torn end cut back to a commit)."""
+    return f"{st.st_ino}:{st.st_size}"
+
+
+class _Tail:
+    """What a save knows of its session file after writing it, kept with the open file
+    for the next save: valid while the file's size is still ``size`` (nobody appended)."""
+
+    __slots__ = ("count", "fd", "ino", "known", "leaf", "size", "version")
+
+    def __init__(
+        self,
+        fd: int,
+        ino: int,
+        size: int,
+        version: object,
+        leaf: int,
+        count: int,
+        known: dict[str, tuple[int, int, int]],
+    ) -> None:
+        self.fd, self.ino, self.size = fd, ino, size
+        self.version, self.leaf, self.count, self.known = version, leaf, count, known
+
+
+#: Session files kept open between saves (least recently saved closed first).
+MAX_OPEN_FILES = 64
 
 
 def _fsync_dir(path: Path) -> None:
@@ -115,11 +145,17 @@ def _fsync_dir(path: Path) -> None:
 class _Locator:
     """Finds existing entry lines (offset, flags, model offset) by entry id."""
 
-    def __init__(self, reader: LineReader, leaf_off: int, committed_end: int) -> None:
+    def __init__(
+        self,
+        reader: LineReader,
+        leaf_off: int,
+        committed_end: int,
+        known: dict[str, tuple[int, int, int]] | None = None,
+    ) -> None:
         self._reader = reader
         self._leaf_off = leaf_off
         self._end = committed_end
-        self._known: dict[str, tuple[int, int, int]] = {}
+        self._known: dict[str, tuple[int, int, int]] = dict(known) if known else {}
         self._scanned = False
 
     def find(self, entry_id: str) -> tuple[int, int, int]:
@@ -151,25 +187,22 @@ class _Locator:
 
 def _encode_entries(
     base: int, entries: list[Entry], find: Callable[[str], tuple[int, int, int]]
-) -> tuple[bytearray, dict[str, int]]:
-    """The lines of ``entries`` written at offset ``base``, and each new entry's offset."""
+) -> tuple[bytearray, dict[str, tuple[int, int, int]]]:
+    """The lines of ``entries`` written at offset ``base``, and each new entry's
+    (offset, flags, model offset)."""
     out = bytearray()
-    offsets: dict[str, int] = {}
-    child_model: dict[str, int] = {}  # new entry id -> model offset its children inherit
+    lines: dict[str, tuple[int, int, int]] = {}
     for e in entries:
         if e.parent_id is None:
             p, m = -1, -1
-        elif e.parent_id in offsets:
-            p, m = offsets[e.parent_id], child_model[e.parent_id]
         else:
-            p, pflags, pm = find(e.parent_id)
+            hit = lines.get(e.parent_id)
+            p, pflags, pm = hit if hit is not None else find(e.parent_id)
             m = p if pflags & MODEL_CHANGE else pm
         flags = MODEL_CHANGE if isinstance(e, ModelChangeEntry) else 0
-        off = base + len(out)
-        offsets[e.id] = off
-        child_model[e.id] = off if flags else m
+        lines[e.id] = (base + len(out), flags, m)
         out += encode_entry(dumps(entry_to_dict(e)), p, m, flags)
-    return out, offsets
+    return out, lines
 
 
 class FileSystemSessionStore(StoreBase):
@@ -188,6 +221,12 @@ class FileSystemSessionStore(StoreBase):
         self._fsync = durability == "fsync"
         self.durability: Durability = durability
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._files: OrderedDict[str, _Tail] = OrderedDict()
+        self._files_lock = threading.Lock()
+        self._max_open = MAX_OPEN_FILES
+        self._token = uuid.uuid4().hex
+        self._done: set[str] = set()
+        self._busy: set[str] = set()
         self._make_dir()
         self._index = Index(self._dir / INDEX_NAME, self._scan, self._stamps, durable=self._fsync)
 
@@ -297,7 +336,7 @@ class FileSystemSessionStore(StoreBase):
         self._check_id(session_id, session.id)
         head = encode_header(_header(session))
         body, offsets = _encode_entries(len(head), entries, _missing_parent)
-        leaf = -1 if session.leaf_id is None else offsets[session.leaf_id]
+        leaf = -1 if session.leaf_id is None else offsets[session.leaf_id][0]
         data = head + body + encode_commit(_header(session), leaf, len(entries))
         tmp = self._tmp_path(session_id)
         tfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
@@ -475,7 +514,8 @@ class FileSystemSessionStore(StoreBase):
             raise ConflictError(session.id, 0, self._stored_version(path))
         head = encode_header(header)
         body, offsets = _encode_entries(len(head), new, _missing_parent)
-        leaf = -1 if session.leaf_id is None else offsets.get(session.leaf_id, -1)
+        hit = None if session.leaf_id is None else offsets.get(session.leaf_id)
+        leaf = -1 if hit is None else hit[0]
         data = head + body + encode_commit(header, leaf, len(new))
         tmp = self._tmp_path(session.id)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
@@ -511,44 +551,161 @@ class FileSystemSessionStore(StoreBase):
         new: list[Entry],
         info: SessionInfo,
     ) -> None:
-        h = self._open(session.id, path, exclusive=True)
-        if h is None:
+        tail = self._locked_tail(session.id, path)
+        if tail is None:
             raise ConflictError(session.id, session.version, None)
+        fd, end = tail.fd, tail.size
+        keep = False
+        try:
+            if tail.version != session.version:
+                stored = tail.version
+                raise ConflictError(
+                    session.id, session.version, stored if isinstance(stored, int) else None
+                )
+            locator = _Locator(LineReader(fd, end), tail.leaf, end, tail.known)
+            body, lines = _encode_entries(end, new, locator.find)
+            if session.leaf_id is None:
+                leaf = -1
+            elif session.leaf_id in lines:
+                leaf = lines[session.leaf_id][0]
+            else:
+                leaf = locator.find(session.leaf_id)[0]
+            count = tail.count + len(new)
+            body += encode_commit(header, leaf, count)
+            size = end + len(body)
+            # The row and a pending marker first, in one index commit: if the append
+            # below never happens, ``list`` re-reads the file and repairs the row.
+            token, done = self._begin_save(session.id)
+            try:
+                self._index.record(
+                    token,
+                    session.id,
+                    info,
+                    f"{tail.ino}:{size}",
+                    [self._marker(s) for s in done],
+                )
+            except BaseException:
+                self._end_save(session.id, done, ok=True)  # nothing changed
+                raise
+            try:
+                _write_all(fd, bytes(body), end)
+                if self._fsync:
+                    _datasync(fd)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, end)  # the session stays as it was
+                self._end_save(session.id, [], ok=False)  # its marker makes list repair it
+                raise
+            self._end_save(session.id, [], ok=True)
+            tail.size, tail.version, tail.leaf, tail.count, tail.known = (
+                size,
+                header["version"],
+                leaf,
+                count,
+                lines,
+            )
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            keep = True
+        finally:
+            if keep:
+                self._keep_open(session.id, tail)
+            else:
+                os.close(fd)
+
+    def _locked_tail(self, session_id: str, path: Path) -> _Tail | None:
+        """The session's file under the exclusive lock and its last commit (``None``: no
+        file). The file kept open since this store's last save is reused when it is still
+        linked and nobody changed its size since; otherwise the file is (re)opened and
+        its last commit read from the end (cutting a torn end back to it)."""
+        with self._files_lock:
+            tail = self._files.pop(session_id, None)
+        if tail is not None:
+            try:
+                fcntl.flock(tail.fd, fcntl.LOCK_EX)
+                st = os.fstat(tail.fd)
+            except BaseException:
+                os.close(tail.fd)
+                raise
+            if st.st_nlink and st.st_size == tail.size:
+                return tail
+            os.close(tail.fd)  # deleted, replaced or appended to by another process
+        h = self._open(session_id, path, exclusive=True)
+        if h is None:
+            return None
         try:
             commit, end, _ = last_commit(h.fd, h.size)
-            stored = commit["commit"].get("version")
-            if stored != session.version:
-                raise ConflictError(session.id, session.version, stored)
             if end != h.size:
                 log.warning(
                     "truncating the torn end of an unfinished save",
-                    session_id=session.id,
+                    session_id=session_id,
                     file=str(path),
                     bytes=h.size - end,
                 )
                 os.ftruncate(h.fd, end)
-            locator = _Locator(LineReader(h.fd, end), int(commit["leaf"]), end)
-            body, offsets = _encode_entries(end, new, locator.find)
-            if session.leaf_id is None:
-                leaf = -1
-            elif session.leaf_id in offsets:
-                leaf = offsets[session.leaf_id]
-            else:
-                leaf = locator.find(session.leaf_id)[0]
-            body += encode_commit(header, leaf, int(commit["count"]) + len(new))
-            token = self._index.begin(session.id)
-            try:
-                _write_all(h.fd, bytes(body), end)
-                if self._fsync:
-                    os.fsync(h.fd)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.ftruncate(h.fd, end)  # the session stays as it was
-                self._cancel(token)
-                raise
-            self._finish(token, session.id, info, _stamp(os.fstat(h.fd)))
-        finally:
+            return _Tail(
+                h.fd,
+                os.fstat(h.fd).st_ino,
+                end,
+                commit["commit"].get("version"),
+                int(commit["leaf"]),
+                int(commit["count"]),
+                {},
+            )
+        except BaseException:
             os.close(h.fd)
+            raise
+
+    def _keep_open(self, session_id: str, tail: _Tail) -> None:
+        with self._files_lock:
+            self._files[session_id] = tail
+            extra = (
+                [
+                    self._files.popitem(last=False)[1]
+                    for _ in range(len(self._files) - self._max_open)
+                ]
+                if len(self._files) > self._max_open
+                else []
+            )
+        for old in extra:
+            os.close(old.fd)
+
+    def _forget_open(self, session_id: str | None = None) -> None:
+        """Close the kept-open file of ``session_id`` (``None``: all of them)."""
+        with self._files_lock:
+            if session_id is None:
+                tails = list(self._files.values())
+                self._files.clear()
+            else:
+                tail = self._files.pop(session_id, None)
+                tails = [] if tail is None else [tail]
+        for tail in tails:
+            os.close(tail.fd)
+
+    # A session's saves by this store share one pending marker, ``<store token>-<id>``.
+    # It is inserted with the new row before the append and left in place after it; a
+    # later save of another session clears it (``done``: the sessions whose last save
+    # by this store completed), never while a save of that session is in flight (``busy``).
+
+    def _marker(self, session_id: str) -> str:
+        return f"{self._token}-{session_id}"
+
+    def _begin_save(self, session_id: str) -> tuple[str, list[str]]:
+        """The session's marker, and the markers of completed saves to clear with it."""
+        with self._files_lock:
+            self._busy.add(session_id)
+            self._done.discard(session_id)
+            ids = [s for s in self._done if s not in self._busy][:_MAX_CLEARED]
+            self._done.difference_update(ids)
+        return self._marker(session_id), ids
+
+    def _end_save(self, session_id: str, cleared: list[str], *, ok: bool) -> None:
+        """``cleared``: sessions whose markers were not cleared after all; ``ok``: the
+        session's file holds what its row says (its marker may be cleared)."""
+        with self._files_lock:
+            self._busy.discard(session_id)
+            self._done.update(cleared)
+            if ok:
+                self._done.add(session_id)
 
     def _stored_version(self, path: Path) -> int | None:
         try:
@@ -590,6 +747,7 @@ class FileSystemSessionStore(StoreBase):
 
     def _delete_sync(self, path: Path) -> None:
         session_id = path.name[: -len(_SUFFIX)]
+        self._forget_open(session_id)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -617,7 +775,11 @@ class FileSystemSessionStore(StoreBase):
         return await asyncio.to_thread(self._list_sync, flt)
 
     def _list_sync(self, flt: SessionFilter) -> SessionPage:
+        with self._files_lock:
+            done = {self._marker(s) for s in self._done}
         for token, session_id in self._index.pending():
+            if token in done:  # this store's save that completed: the row is right
+                continue
             self._reconcile(token, session_id)
         return self._index.list(flt)
 
@@ -737,7 +899,19 @@ class FileSystemSessionStore(StoreBase):
         await asyncio.to_thread(self._index.pending)
 
     async def aclose(self) -> None:
-        await asyncio.to_thread(self._index.close)
+        self._forget_open()
+        await asyncio.to_thread(self._close_sync)
+
+    def _close_sync(self) -> None:
+        with self._files_lock:
+            done = [self._marker(s) for s in self._done if s not in self._busy]
+            self._done.clear()
+        try:  # a clean close leaves no markers of completed saves behind
+            for n in range(0, len(done), _MAX_CLEARED):
+                self._index.clear(done[n : n + _MAX_CLEARED])
+        except StoreError as exc:
+            log.warning("pending markers not cleared", error=str(exc))
+        self._index.close()
 
 
 def _missing_parent(entry_id: str) -> tuple[int, int, int]:

@@ -5,7 +5,10 @@ Modes:
                           "<session> <entry id> <version>" after each acknowledged save
   contend DIR SID N TAG   make N saves to SID, reloading and retrying on ConflictError;
                           prints the number of conflicts at the end
-  die-before-index DIR SID  save one entry, then die before the listing index is updated
+  die-after-save DIR SID    save one entry, then die at once (its pending marker is
+                          left in the listing index)
+  die-before-write DIR SID  die after the listing index took the new row, before the
+                          session file is written
 """
 
 from __future__ import annotations
@@ -62,17 +65,26 @@ async def contend(directory: str, sid: str, count: int, tag: str) -> None:
     print(conflicts, flush=True)
 
 
-async def die_before_index(directory: str, sid: str) -> None:
-    from spectra_fs import _index
+async def die_after_save(directory: str, sid: str) -> None:
+    store = FileSystemSessionStore(directory)
+    manager = SessionManager(store)
+    s = await manager.load(sid)
+    manager.append_message(s, "saved, but the index never heard it finished")
+    await manager.save(s)
+    os._exit(9)
+
+
+async def die_before_write(directory: str, sid: str) -> None:
+    from spectra_fs import _store
 
     def die(*_: object) -> None:
         os._exit(9)
 
-    _index.Index.finish = die  # type: ignore[method-assign,assignment]
+    _store._write_all = die  # type: ignore[assignment]
     store = FileSystemSessionStore(directory)
     manager = SessionManager(store)
     s = await manager.load(sid)
-    manager.append_message(s, "saved, but the index never heard of it")
+    manager.append_message(s, "never written")
     await manager.save(s)
 
 
@@ -83,8 +95,10 @@ def main() -> None:
         asyncio.run(crash(args[0], int(args[1])))
     elif mode == "contend":
         asyncio.run(contend(args[0], args[1], int(args[2]), args[3]))
-    elif mode == "die-before-index":
-        asyncio.run(die_before_index(args[0], args[1]))
+    elif mode == "die-after-save":
+        asyncio.run(die_after_save(args[0], args[1]))
+    elif mode == "die-before-write":
+        asyncio.run(die_before_write(args[0], args[1]))
     else:
         raise SystemExit(f"unknown mode {mode}")
 

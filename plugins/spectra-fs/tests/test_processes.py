@@ -88,15 +88,36 @@ async def test_two_processes_saving_one_session_lose_nothing(tmp_path: Path) -> 
     assert conflicts >= 0
 
 
-async def test_process_killed_between_commit_and_index_update(tmp_path: Path) -> None:
+async def test_process_killed_right_after_a_save_returned(tmp_path: Path) -> None:
     directory = tmp_path / "sessions"
     async with FileSystemSessionStore(directory) as store:
         from spectra_core import SessionManager
 
         await SessionManager(store).create(session_id="s1")
         assert [i.version for i in await store.list()] == [1]
-        proc = _spawn("die-before-index", str(directory), "s1")
+        proc = _spawn("die-after-save", str(directory), "s1")
         _, err = proc.communicate(timeout=TIMEOUT)
         assert proc.returncode == 9, err
         assert (await store.load("s1")).version == 2
         assert [i.version for i in await store.list()] == [2]
+
+
+async def test_process_killed_after_the_index_row_before_the_file_write(tmp_path: Path) -> None:
+    directory = tmp_path / "sessions"
+    async with FileSystemSessionStore(directory) as store:
+        from spectra_core import SessionManager
+
+        s = await SessionManager(store).create(session_id="s1")
+        SessionManager(store).append_message(s, "one")
+        await store.save(s)
+        assert [i.version for i in await store.list()] == [2]
+        proc = _spawn("die-before-write", str(directory), "s1")
+        _, err = proc.communicate(timeout=TIMEOUT)
+        assert proc.returncode == 9, err
+        assert (await store.load("s1")).version == 2
+        # The dead process's row said version 3; its marker makes list re-read the file.
+        assert [i.version for i in await store.list()] == [2]
+        SessionManager(store).append_message(s, "two")
+        await store.save(s)  # the file kept open since the first save is still valid
+        assert [i.version for i in await store.list()] == [3]
+        assert [e.id for e in (await store.load("s1")).entries] == [e.id for e in s.entries]
