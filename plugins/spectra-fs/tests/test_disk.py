@@ -73,6 +73,9 @@ async def test_disk_full_during_append_leaves_the_session_as_it_was(small_fs: Pa
         assert s.version == 2 and len(s.unsaved_entries) == 1  # nothing acknowledged
         reloaded = await store.load("full")
         assert _texts(reloaded) == ["kept"] and reloaded.version == 2
+        # The failed save had stored its row (version 3) before writing; its marker
+        # makes list re-read the file.
+        assert [i.version for i in await store.list()] == [2]
         filler.unlink()  # space again: the same copy saves fine
         await manager.save(s)
         assert _texts(await store.load("full")) == ["kept", "too big " + "z" * 200_000]
