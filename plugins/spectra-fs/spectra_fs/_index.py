@@ -1,10 +1,11 @@
 """The listing index: a SQLite file beside the sessions, rebuilt from them when needed.
 
 The session files are the truth; the index only serves ``list``. Every save and delete
-first records a *pending* marker, then changes its file, then updates the session's row
-(with the file's stamp: inode and size) and clears the marker. An append stores its row
-and marker in one transaction before it writes the file and clears the marker in a later
-one. A process killed in between leaves the marker, and the next ``list`` re-reads those
+first records a *pending* marker, then changes its file. A create or delete then updates
+the session's row (with the file's stamp: inode and size) and clears the marker; an
+append leaves both to the next ``list``, which re-reads the sessions with markers (the
+writer's own from what it remembers of its save when the file's stamp still matches).
+A process killed in between leaves the marker, and the next ``list`` re-reads those
 sessions from their files.
 
 The index is never fsynced (``synchronous=OFF``): a killed process loses nothing the OS
@@ -86,10 +87,6 @@ _UPSERT = (
     "ON CONFLICT(id) DO UPDATE SET user_id=excluded.user_id, tenant_id=excluded.tenant_id, "
     "updated_us=excluded.updated_us, info=excluded.info, stamp=excluded.stamp"
 )
-
-
-def _delete_tokens(n: int) -> str:
-    return f"DELETE FROM pending WHERE token IN ({','.join('?' * n)})"
 
 
 class Index:
@@ -311,55 +308,28 @@ class Index:
         self._run("record a pending change", op)
         return token
 
-    def record(
-        self,
-        token: str,
-        session_id: str,
-        info: SessionInfo,
-        stamp: str,
-        done: Iterable[str] = (),
-    ) -> None:
-        """Before an append: in one transaction, store the session's new row (with the
-        stamp its file will have), make sure the pending marker ``token`` exists (a
-        writer's marker of the session may be left from its previous save) and clear the
-        markers ``done`` of earlier saves that completed.
-
-        The marker stays until a later ``record``/``clear`` (or a ``list`` that re-reads
-        the session): if the append never happens, ``list`` repairs the row from the file.
-        """
-        cleared = list(done)
+    def ensure_marker(self, token: str, session_id: str) -> None:
+        """Make sure the pending marker ``token`` of ``session_id`` exists (a writer's
+        marker stays from its previous save until a ``list`` re-reads the session, so
+        most saves only look it up). Called under the session file's exclusive lock: a
+        ``list`` removes a marker only under that file's shared lock."""
 
         def op(conn: sqlite3.Connection) -> None:
+            row = conn.execute("SELECT 1 FROM pending WHERE token = ?", (token,)).fetchone()
+            if row is not None:
+                return
             if self._sync_markers:
                 conn.execute("PRAGMA synchronous=FULL")
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    if cleared:
-                        conn.execute(_delete_tokens(len(cleared)), cleared)
-                    conn.execute(_UPSERT, _row(info, stamp))
-                    conn.execute(
-                        "INSERT OR IGNORE INTO pending(token, session_id) VALUES (?, ?)",
-                        (token, session_id),
-                    )
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
+                conn.execute(
+                    "INSERT OR IGNORE INTO pending(token, session_id) VALUES (?, ?)",
+                    (token, session_id),
+                )
             finally:
                 if self._sync_markers:
                     conn.execute(f"PRAGMA synchronous={self._sync}")
 
         self._run("record a pending change", op)
-
-    def clear(self, tokens: Iterable[str]) -> None:
-        """Clear the markers of changes that completed."""
-        rows = list(tokens)
-        if rows:
-            self._run(
-                "clear finished changes",
-                lambda conn: conn.execute(_delete_tokens(len(rows)), rows),
-            )
 
     def finish(
         self, token: str, session_id: str, info: SessionInfo | None, stamp: str = ""

@@ -65,7 +65,7 @@ Durability = Literal["fsync", "none"]
 _T = TypeVar("_T")
 _SUFFIX = ".jsonl"
 _TMP = ".tmp-"
-_MAX_CLEARED = 256
+_MAX_ROWS = 100_000
 _datasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
 log = structlog.get_logger("spectra_fs")
 
@@ -225,7 +225,7 @@ class FileSystemSessionStore(StoreBase):
         self._files_lock = threading.Lock()
         self._max_open = MAX_OPEN_FILES
         self._token = uuid.uuid4().hex
-        self._done: set[str] = set()
+        self._rows: dict[str, tuple[SessionInfo, str]] = {}
         self._busy: set[str] = set()
         self._make_dir()
         self._index = Index(self._dir / INDEX_NAME, self._scan, self._stamps, durable=self._fsync)
@@ -575,28 +575,20 @@ class FileSystemSessionStore(StoreBase):
             size = end + len(body)
             # The row and a pending marker first, in one index commit: if the append
             # below never happens, ``list`` re-reads the file and repairs the row.
-            token, done = self._begin_save(session.id)
+            # A pending marker before the file changes: if the process dies after the
+            # append, ``list`` re-reads the session (the row is brought up to date there).
+            token = self._begin_save(session.id)
             try:
-                self._index.record(
-                    token,
-                    session.id,
-                    info,
-                    f"{tail.ino}:{size}",
-                    [self._marker(s) for s in done],
-                )
-            except BaseException:
-                self._end_save(session.id, done, ok=True)  # nothing changed
-                raise
-            try:
+                self._index.ensure_marker(token, session.id)
                 _write_all(fd, bytes(body), end)
                 if self._fsync:
                     _datasync(fd)
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.ftruncate(fd, end)  # the session stays as it was
-                self._end_save(session.id, [], ok=False)  # its marker makes list repair it
+                self._end_save(session.id, None)
                 raise
-            self._end_save(session.id, [], ok=True)
+            self._end_save(session.id, (info, f"{tail.ino}:{size}"))
             tail.size, tail.version, tail.leaf, tail.count, tail.known = (
                 size,
                 header["version"],
@@ -681,31 +673,27 @@ class FileSystemSessionStore(StoreBase):
         for tail in tails:
             os.close(tail.fd)
 
-    # A session's saves by this store share one pending marker, ``<store token>-<id>``.
-    # It is inserted with the new row before the append and left in place after it; a
-    # later save of another session clears it (``done``: the sessions whose last save
-    # by this store completed), never while a save of that session is in flight (``busy``).
+    # A session's appends by this store share one pending marker, ``<store token>-<id>``,
+    # inserted before the first append and left in place: ``list`` re-reads the sessions
+    # with markers, and for this store's own it uses the row remembered of the last save
+    # (``_rows``) when the file's stamp still matches it.
 
     def _marker(self, session_id: str) -> str:
         return f"{self._token}-{session_id}"
 
-    def _begin_save(self, session_id: str) -> tuple[str, list[str]]:
-        """The session's marker, and the markers of completed saves to clear with it."""
+    def _begin_save(self, session_id: str) -> str:
         with self._files_lock:
             self._busy.add(session_id)
-            self._done.discard(session_id)
-            ids = [s for s in self._done if s not in self._busy][:_MAX_CLEARED]
-            self._done.difference_update(ids)
-        return self._marker(session_id), ids
+        return self._marker(session_id)
 
-    def _end_save(self, session_id: str, cleared: list[str], *, ok: bool) -> None:
-        """``cleared``: sessions whose markers were not cleared after all; ``ok``: the
-        session's file holds what its row says (its marker may be cleared)."""
+    def _end_save(self, session_id: str, row: tuple[SessionInfo, str] | None) -> None:
+        """``row``: the session's info and file stamp after a completed append."""
         with self._files_lock:
             self._busy.discard(session_id)
-            self._done.update(cleared)
-            if ok:
-                self._done.add(session_id)
+            if row is not None:
+                self._rows[session_id] = row
+                if len(self._rows) > _MAX_ROWS:  # forgotten rows are re-read from files
+                    del self._rows[next(iter(self._rows))]
 
     def _stored_version(self, path: Path) -> int | None:
         try:
@@ -748,6 +736,8 @@ class FileSystemSessionStore(StoreBase):
     def _delete_sync(self, path: Path) -> None:
         session_id = path.name[: -len(_SUFFIX)]
         self._forget_open(session_id)
+        with self._files_lock:
+            self._rows.pop(session_id, None)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -775,11 +765,7 @@ class FileSystemSessionStore(StoreBase):
         return await asyncio.to_thread(self._list_sync, flt)
 
     def _list_sync(self, flt: SessionFilter) -> SessionPage:
-        with self._files_lock:
-            done = {self._marker(s) for s in self._done}
         for token, session_id in self._index.pending():
-            if token in done:  # this store's save that completed: the row is right
-                continue
             self._reconcile(token, session_id)
         return self._index.list(flt)
 
@@ -805,8 +791,16 @@ class FileSystemSessionStore(StoreBase):
             self._index.finish(token, session_id, None)
             return
         try:
-            info = self._info(h.fd, h.size)
-            self._index.finish(token, session_id, info, _stamp(os.fstat(h.fd)))
+            stamp = _stamp(os.fstat(h.fd))
+            with self._files_lock:
+                known = self._rows.get(session_id) if token == self._marker(session_id) else None
+            # Under the shared lock no append runs: a matching stamp means the file is
+            # as this store's last save left it.
+            info = known[0] if known is not None and known[1] == stamp else self._info(h.fd, h.size)
+            self._index.finish(token, session_id, info, stamp)
+            with self._files_lock:
+                if self._rows.get(session_id, (None, None))[1] == stamp:
+                    del self._rows[session_id]
         except (OSError, Corrupt) as exc:
             log.warning(
                 "cannot re-read session for the index", session_id=session_id, error=str(exc)
@@ -904,13 +898,12 @@ class FileSystemSessionStore(StoreBase):
 
     def _close_sync(self) -> None:
         with self._files_lock:
-            done = [self._marker(s) for s in self._done if s not in self._busy]
-            self._done.clear()
-        try:  # a clean close leaves no markers of completed saves behind
-            for n in range(0, len(done), _MAX_CLEARED):
-                self._index.clear(done[n : n + _MAX_CLEARED])
+            saved = [s for s in self._rows if s not in self._busy]
+        try:  # a clean close brings the rows of this store's appends up to date
+            for session_id in saved:
+                self._reconcile(self._marker(session_id), session_id)
         except StoreError as exc:
-            log.warning("pending markers not cleared", error=str(exc))
+            log.warning("listing index not brought up to date", error=str(exc))
         self._index.close()
 
 
