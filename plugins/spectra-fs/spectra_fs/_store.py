@@ -225,7 +225,7 @@ class FileSystemSessionStore(StoreBase):
         self._files_lock = threading.Lock()
         self._max_open = MAX_OPEN_FILES
         self._token = uuid.uuid4().hex
-        self._rows: dict[str, tuple[SessionInfo, str]] = {}
+        self._rows: dict[str, tuple[dict[str, Any], str]] = {}
         self._busy: set[str] = set()
         self._make_dir()
         self._index = Index(self._dir / INDEX_NAME, self._scan, self._stamps, durable=self._fsync)
@@ -495,11 +495,11 @@ class FileSystemSessionStore(StoreBase):
         version = session.version + 1
         header["version"] = version
         new = list(session.unsaved_entries)
-        info = attrs.evolve(SessionInfo.of(session), version=version)
         if session.version == 0:
+            info = attrs.evolve(SessionInfo.of(session), version=version)
             self._create(path, session, header, new, info)
         else:
-            self._append(path, session, header, new, info)
+            self._append(path, session, header, new)
         return version
 
     def _create(
@@ -549,7 +549,6 @@ class FileSystemSessionStore(StoreBase):
         session: Session,
         header: dict[str, Any],
         new: list[Entry],
-        info: SessionInfo,
     ) -> None:
         tail = self._locked_tail(session.id, path)
         if tail is None:
@@ -588,7 +587,7 @@ class FileSystemSessionStore(StoreBase):
                     os.ftruncate(fd, end)  # the session stays as it was
                 self._end_save(session.id, None)
                 raise
-            self._end_save(session.id, (info, f"{tail.ino}:{size}"))
+            self._end_save(session.id, (header, f"{tail.ino}:{size}"))
             tail.size, tail.version, tail.leaf, tail.count, tail.known = (
                 size,
                 header["version"],
@@ -686,8 +685,8 @@ class FileSystemSessionStore(StoreBase):
             self._busy.add(session_id)
         return self._marker(session_id)
 
-    def _end_save(self, session_id: str, row: tuple[SessionInfo, str] | None) -> None:
-        """``row``: the session's info and file stamp after a completed append."""
+    def _end_save(self, session_id: str, row: tuple[dict[str, Any], str] | None) -> None:
+        """``row``: the session's header and file stamp after a completed append."""
         with self._files_lock:
             self._busy.discard(session_id)
             if row is not None:
@@ -796,7 +795,10 @@ class FileSystemSessionStore(StoreBase):
                 known = self._rows.get(session_id) if token == self._marker(session_id) else None
             # Under the shared lock no append runs: a matching stamp means the file is
             # as this store's last save left it.
-            info = known[0] if known is not None and known[1] == stamp else self._info(h.fd, h.size)
+            if known is not None and known[1] == stamp:
+                info = _info_of(known[0])
+            else:
+                info = self._info(h.fd, h.size)
             self._index.finish(token, session_id, info, stamp)
             with self._files_lock:
                 if self._rows.get(session_id, (None, None))[1] == stamp:
@@ -828,11 +830,7 @@ class FileSystemSessionStore(StoreBase):
     @staticmethod
     def _info(fd: int, size: int) -> SessionInfo:
         commit, _, _ = last_commit(fd, size)
-        try:
-            fields = _fields(commit["commit"])
-        except (ValueError, TypeError, KeyError) as exc:
-            raise Corrupt(f"the commit header does not convert: {exc}") from None
-        return SessionInfo.of(Session(**fields))
+        return _info_of(commit["commit"])
 
     def _stamps(self) -> dict[str, str]:
         """Every session file's stamp, from ``stat`` alone (no file is read)."""
@@ -916,6 +914,14 @@ def _header(session: Session) -> dict[str, Any]:
     header = header_to_dict(session)
     header.pop("partial", None)
     return header
+
+
+def _info_of(header: dict[str, Any]) -> SessionInfo:
+    try:
+        fields = _fields(header)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise Corrupt(f"the commit header does not convert: {exc}") from None
+    return SessionInfo.of(Session(**fields))
 
 
 def _fields(header: dict[str, Any]) -> dict[str, Any]:
