@@ -572,8 +572,6 @@ class FileSystemSessionStore(StoreBase):
             count = tail.count + len(new)
             body += encode_commit(header, leaf, count)
             size = end + len(body)
-            # The row and a pending marker first, in one index commit: if the append
-            # below never happens, ``list`` re-reads the file and repairs the row.
             # A pending marker before the file changes: if the process dies after the
             # append, ``list`` re-reads the session (the row is brought up to date there).
             token = self._begin_save(session.id)
