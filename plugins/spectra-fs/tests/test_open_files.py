@@ -128,3 +128,24 @@ async def test_kept_files_are_bounded_and_closed(directory: Path) -> None:
             "s4": 2,
         }
         assert again._index.pending() == []  # a clean close leaves no markers
+
+
+async def test_appends_leave_a_marker_that_list_turns_into_the_row(directory: Path) -> None:
+    clock = FakeClock()
+    async with FileSystemSessionStore(directory) as store:
+        m = SessionManager(store, clock=clock)
+        s = await m.create(session_id="s", user_id="u")
+        assert store._index.pending() == []
+        clock.advance(5)
+        await _saved(m, s, "a", "b")
+        # The append did not touch the row; its marker says the row may be behind.
+        assert [sid for _t, sid in store._index.pending()] == ["s"]
+        (info,) = (await store.list()).sessions
+        assert (info.version, info.user_id, info.updated_at) == (3, "u", s.updated_at)
+        assert store._index.pending() == []
+        await _saved(m, s, "c")  # the marker is back before the file changes
+        assert [sid for _t, sid in store._index.pending()] == ["s"]
+    async with FileSystemSessionStore(directory) as again:
+        assert again._index.pending() == []  # the clean close brought the row up to date
+        (info,) = (await again.list()).sessions
+        assert info.version == 4
