@@ -74,7 +74,7 @@ async def _measure(
     return runs / (time.perf_counter() - start), latencies
 
 
-def _pct(values: list[float], q: float) -> float:
+def _pct(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else values[0]
 
 

@@ -13,6 +13,7 @@ script always exits 0. See docs/benchmarks.md for the method.
 
 from __future__ import annotations
 
+import abc
 import argparse
 import asyncio
 import contextlib
@@ -111,7 +112,7 @@ class Conversation:
 # --- the stores under test --------------------------------------------------------------
 
 
-class Backend:
+class Backend(abc.ABC):
     """One store: open it in a directory, start the conversation, append, reopen, load."""
 
     on_disk = True
@@ -122,27 +123,29 @@ class Backend:
         self.directory = directory
         self.stack = contextlib.AsyncExitStack()
 
+    @abc.abstractmethod
     async def open(self) -> None:
-        raise NotImplementedError
+        """Open the store in ``self.directory``."""
 
+    @abc.abstractmethod
     async def begin(self, slot: int = 0) -> None:
         """Create an empty conversation: slot 0 is measured, slot 1 is the short one."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def append(self, index: int, slot: int = 0) -> None:
         """Append message ``index`` (modulo the size) to ``slot`` and persist it."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     async def load(self) -> int:
         """Load the whole conversation; return how many messages came back."""
-        raise NotImplementedError
 
     async def load_tail(self, count: int) -> int | None:
         """Load only the last ``count`` messages (``None``: the store cannot)."""
         return None
 
+    @abc.abstractmethod
     def last_text(self, loaded: Any) -> str:
-        raise NotImplementedError
+        """The text of the last message in what :meth:`load` returned."""
 
     async def close(self) -> None:
         await self.stack.aclose()

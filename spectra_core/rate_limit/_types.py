@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 from types import TracebackType
 from typing import Protocol, runtime_checkable
 
@@ -83,21 +84,24 @@ class RateLimiter(Protocol):
         ...
 
 
-class ReservationBase:
+class ReservationBase(abc.ABC):
     """Shared behaviour of reservations: ``allowed`` and use as an async context manager
     (commit on normal exit, release when the block raises)."""
 
     __slots__ = ()
 
     @property
+    @abc.abstractmethod
     def result(self) -> RateLimitResult:
-        raise NotImplementedError
+        """The limiter's decision."""
 
+    @abc.abstractmethod
     async def commit(self) -> None:
-        raise NotImplementedError
+        """Keep the held cost."""
 
+    @abc.abstractmethod
     async def release(self) -> None:
-        raise NotImplementedError
+        """Give the held cost back."""
 
     @property
     def allowed(self) -> bool:
