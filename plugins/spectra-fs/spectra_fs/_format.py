@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from spectra_core.serde import FORMAT_VERSION, dumps
+from spectra_core.serde import FORMAT_VERSION, dumps, loads
 
 __all__ = [
     "FORMAT_VERSION",
@@ -37,6 +37,7 @@ __all__ = [
     "parse_header",
     "parse_prefix",
     "read_legacy",
+    "split_entry",
 ]
 
 MODEL_CHANGE = 1
@@ -67,9 +68,24 @@ def encode_commit(header: dict[str, Any], leaf_off: int, count: int) -> bytes:
     return (dumps({"commit": header, "leaf": leaf_off, "count": count}) + "\n").encode()
 
 
+_ENTRY_HEAD = b'{"@":['
+_ENTRY_SPLIT = b'],"e":'
+
+
+def split_entry(line: bytes) -> tuple[bytes, bytes] | None:
+    """An entry record's ``@`` numbers (``b"12,-1,0"``) and its entry's JSON, cut along
+    the framing :func:`encode_entry` writes, without parsing; None for any other line."""
+    if not line.startswith(_ENTRY_HEAD) or not line.endswith(b"}"):
+        return None
+    k = line.find(_ENTRY_SPLIT, len(_ENTRY_HEAD))
+    if k < 0:
+        return None
+    return line[len(_ENTRY_HEAD) : k], line[k + len(_ENTRY_SPLIT) : -1]
+
+
 def _loads(line: bytes, where: str) -> Any:
     try:
-        return json.loads(line)
+        return loads(line)
     except ValueError as exc:
         raise Corrupt(f"{where}: not valid JSON ({exc})") from None
 
@@ -202,7 +218,7 @@ def last_commit(fd: int, size: int) -> tuple[dict[str, Any], int, int]:
         line = buf[start - buf_start : end - buf_start]
         if line.startswith(_COMMIT):
             try:
-                obj = json.loads(line)
+                obj = loads(line)
             except ValueError:
                 obj = None
             if isinstance(obj, dict) and isinstance(obj.get("commit"), dict):

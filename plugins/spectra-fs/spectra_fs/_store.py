@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import errno
 import fcntl
-import json
 import os
 import secrets
 import threading
@@ -38,11 +37,14 @@ from spectra_core import (
 )
 from spectra_core.serde import (
     FORMAT_VERSION,
+    bulk_decoding,
     dumps,
     entry_from_dict,
+    entry_from_json,
     entry_to_dict,
     header_from_dict,
     header_to_dict,
+    loads,
 )
 
 from ._format import (
@@ -56,6 +58,7 @@ from ._format import (
     parse_header,
     parse_prefix,
     read_legacy,
+    split_entry,
 )
 from ._index import INDEX_NAME, Index
 
@@ -376,25 +379,7 @@ class FileSystemSessionStore(StoreBase):
             os.close(h.fd)
         lines = data.split(b"\n")
         torn = lines.pop()  # b"" when the file ends with a newline
-        committed: list[dict[str, Any]] = []
-        pending: list[dict[str, Any]] = []
-        commit: dict[str, Any] | None = None
-        bad: int | None = None
-        for n, line in enumerate(lines[1:], start=2):
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                obj = None
-            if isinstance(obj, dict) and isinstance(obj.get("e"), dict) and "@" in obj:
-                pending.append(obj["e"])
-            elif isinstance(obj, dict) and isinstance(obj.get("commit"), dict):
-                if bad is not None:
-                    raise Corrupt(f"line {bad} is not a valid record")
-                committed.extend(pending)
-                pending = []
-                commit = obj
-            elif bad is None:
-                bad = n
+        committed, pending, commit, bad = _records(lines)
         if commit is None:
             raise Corrupt("no commit record: the file holds no complete save")
         if pending or bad is not None or torn:
@@ -402,13 +387,14 @@ class FileSystemSessionStore(StoreBase):
                 "dropped the torn end of an unfinished save",
                 session_id=session_id,
                 file=str(path),
-                entries=len(pending),
+                entries=pending,
             )
         try:
             fields = _fields(commit["commit"])
-            entries = [entry_from_dict(d) for d in committed]
         except (ValueError, TypeError, KeyError) as exc:
-            raise Corrupt(f"a record does not convert: {exc}") from None
+            raise Corrupt(f"the last commit does not convert: {exc}") from None
+        with bulk_decoding():
+            entries = [_entry_at(n, data) for n, data in committed]
         self._check_id(session_id, fields.get("id"))
         if commit.get("count") != len(entries):
             raise Corrupt(
@@ -440,10 +426,9 @@ class FileSystemSessionStore(StoreBase):
             comp_at = -1
             found_kept = False
             off = int(commit["leaf"])
+            parent_off = -1
             while off >= 0:
-                obj = json.loads(reader.line(off))
-                entry = entry_from_dict(obj["e"])
-                parent_off, model_off, _ = obj["@"]
+                parent_off, model_off, entry = _entry_record(reader.line(off), off)
                 walked.append((entry, model_off))
                 if compaction is None and isinstance(entry, CompactionEntry):
                     compaction, comp_at = entry, len(walked) - 1
@@ -453,7 +438,7 @@ class FileSystemSessionStore(StoreBase):
                 if tail is not None and len(walked) >= tail:
                     break
                 off = parent_off
-            reached_root = not walked or obj["@"][0] < 0
+            reached_root = not walked or parent_off < 0
             walked.reverse()
             start = 0
             if compaction is not None and not found_kept and reached_root:
@@ -463,7 +448,7 @@ class FileSystemSessionStore(StoreBase):
                 if isinstance(e, ModelChangeEntry):
                     model = e.model
             if model is None and walked and walked[0][1] >= 0:
-                mc = entry_from_dict(json.loads(reader.line(walked[0][1]))["e"])
+                mc = _entry_record(reader.line(walked[0][1]), walked[0][1])[2]
                 if isinstance(mc, ModelChangeEntry):
                     model = mc.model
             fields = _fields(commit["commit"])
@@ -901,6 +886,63 @@ class FileSystemSessionStore(StoreBase):
         except StoreError as exc:
             log.warning("listing index not brought up to date", error=str(exc))
         self._index.close()
+
+
+_COMMIT_RECORD = b'{"commit":'
+
+
+def _records(
+    lines: list[bytes],
+) -> tuple[list[tuple[int, bytes]], int, dict[str, Any] | None, int | None]:
+    """Sort the lines after the header, by their framing: the (line number, entry JSON)
+    of complete saves, how many entry lines follow the last commit, the last commit
+    record, and the number of the first line after it that is no record (a torn end;
+    such a line before a commit is Corrupt).
+
+    Only the last valid commit is parsed here: an earlier one holds a superseded
+    header, and the entries are decoded by the caller.
+    """
+    entries: list[tuple[int, bytes]] = []
+    commits: list[tuple[int, bytes, int]] = []  # (line number, line, entries before it)
+    bad: int | None = None
+    for n, line in enumerate(lines[1:], start=2):
+        parts = split_entry(line)
+        if parts is not None:
+            entries.append((n, parts[1]))
+            continue
+        if line.startswith(_COMMIT_RECORD) and line.endswith(b"}"):
+            if bad is not None:
+                raise Corrupt(f"line {bad} is not a valid record")
+            commits.append((n, line, len(entries)))
+            continue
+        if bad is None:
+            bad = n
+    while commits:
+        n, line, count = commits.pop()
+        try:
+            commit = loads(line)
+        except ValueError:
+            commit = None
+        if type(commit) is dict and type(commit.get("commit")) is dict:
+            return entries[:count], len(entries) - count, commit, bad
+        bad = n  # an unreadable last commit: the save it ends did not finish
+    return [], len(entries), None, bad
+
+
+def _entry_at(n: int, data: bytes) -> Entry:
+    try:
+        return entry_from_json(data)
+    except ValueError as exc:
+        raise Corrupt(f"line {n}: the entry does not convert: {exc}") from None
+
+
+def _entry_record(line: bytes, off: int) -> tuple[int, int, Entry]:
+    """The parent and model offsets and the entry of the entry record at ``off``."""
+    parts = split_entry(line)
+    if parts is None:
+        raise Corrupt(f"offset {off}: not an entry record")
+    parent_off, model_off, _flags = (int(x) for x in parts[0].split(b","))
+    return parent_off, model_off, entry_from_json(parts[1])
 
 
 def _missing_parent(entry_id: str) -> tuple[int, int, int]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sqlite3
 import threading
@@ -25,10 +24,12 @@ from spectra_core.ids import validate_id
 from spectra_core.models import CompactionEntry, Entry, ModelChangeEntry, PartialLoad, Session
 from spectra_core.serde import (
     FORMAT_VERSION,
+    bulk_decoding,
     dumps,
-    entry_from_dict,
+    entry_from_json,
     header_from_dict,
     header_to_dict,
+    loads,
 )
 from spectra_core.store import (
     SessionFilter,
@@ -264,7 +265,7 @@ class SQLiteSessionStore(StoreBase):
 
     def _entry(self, session_id: str, seq: int, entry_id: str, data: str) -> Entry:
         try:
-            return entry_from_dict(json.loads(data))
+            return entry_from_json(data)
         except Exception as exc:
             raise self._corrupt(session_id, f"entry {entry_id!r} (#{seq})", exc) from exc
 
@@ -291,8 +292,8 @@ class SQLiteSessionStore(StoreBase):
                     "updated_at": updated,
                     "version": version,
                     "leaf_id": leaf,
-                    "forked_from": None if forked is None else json.loads(forked),
-                    "config": json.loads(config),
+                    "forked_from": None if forked is None else loads(forked),
+                    "config": loads(config),
                 }
             )
         except Exception as exc:
@@ -329,7 +330,8 @@ class SQLiteSessionStore(StoreBase):
                 "SELECT seq, id, data FROM entries WHERE session_id = ? ORDER BY seq",
                 (session_id,),
             )
-            entries = [self._entry(session_id, *row) for row in rows]
+            with bulk_decoding():
+                entries = [self._entry(session_id, *row) for row in rows]
             return self._with_entries(header, entries)
 
         return await self._transaction("BEGIN", work, f"loading session {session_id!r}")
@@ -373,7 +375,8 @@ class SQLiteSessionStore(StoreBase):
             if check_kept is not None and (not rows or rows[0][1] != check_kept[0]):
                 # The kept entry is not above the compaction: start at the compaction.
                 rows = [r for r in rows if r[2] >= check_kept[1]]
-            entries = [self._entry(session_id, seq, eid, data) for seq, eid, _, _, data in rows]
+            with bulk_decoding():
+                entries = [self._entry(session_id, seq, eid, data) for seq, eid, _, _, data in rows]
             model = None
             if rows and rows[0][3] is not None:
                 found = await fetch(
@@ -519,7 +522,7 @@ class SQLiteSessionStore(StoreBase):
                     "id": sid,
                     "created_at": created,
                     "updated_at": updated,
-                    "forked_from": None if forked is None else json.loads(forked),
+                    "forked_from": None if forked is None else loads(forked),
                 }
             )
         except Exception as exc:
