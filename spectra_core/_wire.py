@@ -15,6 +15,8 @@ paths agree, with hypothesis, on well-formed and on damaged input.
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -42,7 +44,7 @@ from .models import (
     UserMessage,
 )
 
-__all__ = ["MISMATCH", "decode_entry"]
+__all__ = ["MISMATCH", "decode_entry", "decode_entry_lines", "decode_record_lines"]
 
 #: Raised by :func:`decode_entry` for input the structs refuse.
 MISMATCH = (msgspec.ValidationError, msgspec.DecodeError, ValueError, TypeError)
@@ -122,9 +124,8 @@ _Block = _Text | _Thinking | _ToolCall | _Image
 
 
 def _blocks(blocks: list[_Block]) -> tuple[Any, ...]:
-    if len(blocks) == 1:  # the common case: one text block
-        return (blocks[0].build(),)
-    return tuple([b.build() for b in blocks])
+    # text blocks, by far the most common, are built here rather than by a call each
+    return tuple([_new_text(b.text) if type(b) is _Text else b.build() for b in blocks])
 
 
 # --- messages ---------------------------------------------------------------------------
@@ -183,8 +184,11 @@ class _MessageEntry(_Base, tag="message"):
     message: _User | _Assistant | _ToolResult
 
     def build(self) -> MessageEntry:
+        m = self.message
+        # the most common message, built here rather than by one more call
+        message = _new_user(_blocks(m.content)) if type(m) is _User else m.build()
         return _new_message_entry(  # type: ignore[no-any-return]
-            self.id, self.parent_id, _fromisoformat(self.timestamp), self.message.build()
+            self.id, self.parent_id, _fromisoformat(self.timestamp), message
         )
 
 
@@ -276,3 +280,21 @@ _decoder = msgspec.json.Decoder(_Entry)
 def decode_entry(data: str | bytes) -> Entry:
     """The entry whose JSON is ``data``, or one of :data:`MISMATCH`."""
     return _decoder.decode(data).build()
+
+
+def decode_entry_lines(data: bytes | memoryview) -> list[Entry]:
+    """The entries of newline-delimited JSON, one per line, or one of :data:`MISMATCH`."""
+    return [wire.build() for wire in _decoder.decode_lines(data)]
+
+
+@functools.cache
+def _record_decoder(key: str) -> tuple[msgspec.json.Decoder[Any], Callable[[Any], Any]]:
+    record = msgspec.defstruct("_Record", [(key, _Entry | None, None)], gc=False)
+    return msgspec.json.Decoder(record), operator.attrgetter(key)
+
+
+def decode_record_lines(data: bytes | memoryview, key: str) -> list[Entry | None]:
+    """For each line of newline-delimited JSON objects, the entry under ``key`` (None
+    where there is none), or one of :data:`MISMATCH`."""
+    decoder, get = _record_decoder(key)
+    return [None if (wire := get(r)) is None else wire.build() for r in decoder.decode_lines(data)]

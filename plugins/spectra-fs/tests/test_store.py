@@ -22,7 +22,9 @@ from spectra_core import (
 )
 from spectra_core.plugins import BackendKind, module_source
 from spectra_core.serde import FORMAT_VERSION, entry_to_dict, header_to_dict
+from spectra_core.testing import every_entry_kind
 from spectra_fs import FileSystemSessionStore, FsStoreOptions, _plugin
+from spectra_fs._store import _read_clean
 
 
 def _lines(path: Path) -> list[dict[str, object]]:
@@ -319,3 +321,32 @@ async def test_rebuild_index_picks_up_copied_and_removed_files(
     assert await store.rebuild_index() == 2
     assert sorted(i.id for i in await store.list()) == ["a", "c"]
     assert (await store.load("c")).created_at == a.created_at
+
+
+async def test_the_one_call_and_the_line_by_line_readings_agree(
+    manager: SessionManager, store: FileSystemSessionStore
+) -> None:
+    """A file of complete saves in the usual form is decoded in one call; any other file
+    line by line. Both give the same commit and entries."""
+    s = await manager.create({"model": {"id": "m"}}, user_id="u")
+    for i in range(4):
+        manager.append_message(s, f"m{i}")
+        manager.append_audit(s, "run_finished", {"i": i})
+        await manager.save(s)
+    path = store.path_of(s.id)
+    data = path.read_bytes()
+    clean = _read_clean(data)
+    assert clean is not None
+    assert clean == store._read_careful(path, data)
+    assert await store.load(s.id) == s
+    # a blank line, or a kind this release does not know: line by line, same session
+    lines = data.splitlines(keepends=True)
+    path.write_bytes(b"".join([*lines[:3], b"\n", *lines[3:]]))
+    assert _read_clean(path.read_bytes()) is None
+    with pytest.raises(StoreError, match="line 4 is not a valid record"):
+        await store.load(s.id)
+    path.write_bytes(data)
+    every_entry_kind(manager, s)  # ends with an entry of a kind from the future
+    await manager.save(s)
+    assert _read_clean(path.read_bytes()) is None
+    assert await store.load(s.id) == s

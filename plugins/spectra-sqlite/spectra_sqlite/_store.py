@@ -26,6 +26,7 @@ from spectra_core.serde import (
     FORMAT_VERSION,
     bulk_decoding,
     dumps,
+    entries_from_json_lines,
     entry_from_json,
     header_from_dict,
     header_to_dict,
@@ -52,6 +53,8 @@ _T = TypeVar("_T")
 #: SQLite errors after which the connection is dropped and reopened on the next call.
 _REOPEN_AFTER = ("SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_NOTADB", "SQLITE_CORRUPT")
 
+# BLOB: the JSON's UTF-8 bytes as stored, which the decoder reads without making a str
+_ENTRY_DATA = "SELECT CAST(data AS BLOB) FROM entries WHERE session_id = ? ORDER BY seq"
 _HEADER_COLUMNS = (
     "id, user_id, tenant_id, created_at, updated_at, version, leaf_id, forked_from, config,"
     " entry_count, format"
@@ -263,7 +266,7 @@ class SQLiteSessionStore(StoreBase):
             "not affected)"
         )
 
-    def _entry(self, session_id: str, seq: int, entry_id: str, data: str) -> Entry:
+    def _entry(self, session_id: str, seq: int, entry_id: str, data: str | bytes) -> Entry:
         try:
             return entry_from_json(data)
         except Exception as exc:
@@ -325,16 +328,38 @@ class SQLiteSessionStore(StoreBase):
 
         async def work(db: aiosqlite.Connection) -> Session:
             header, _ = await self._header(db, session_id)
-            rows = await fetch(
-                db,
-                "SELECT seq, id, data FROM entries WHERE session_id = ? ORDER BY seq",
-                (session_id,),
-            )
-            with bulk_decoding():
-                entries = [self._entry(session_id, *row) for row in rows]
-            return self._with_entries(header, entries)
+            rows = await fetch(db, _ENTRY_DATA, (session_id,))
+            return self._with_entries(header, await self._entries(db, session_id, rows))
 
         return await self._transaction("BEGIN", work, f"loading session {session_id!r}")
+
+    async def _entries(
+        self, db: aiosqlite.Connection, session_id: str, rows: list[tuple[bytes]]
+    ) -> list[Entry]:
+        """The entries of all the session's ``data`` rows, in order; a row that does not
+        decode is named (id and seq) in the error."""
+        entries: list[Entry] = []
+        with bulk_decoding():
+            try:
+                every = entries_from_json_lines(b"\n".join([data for (data,) in rows]))
+            except ValueError:
+                pass  # not all in the usual form: row by row, to convert or name each
+            else:
+                if len(every) == len(rows):  # (a row holding a newline is not one line)
+                    return every
+            try:
+                for (data,) in rows:
+                    entries.append(entry_from_json(data))
+            except ValueError as exc:
+                error = exc
+            else:
+                return entries
+        seq = len(entries)
+        found = await fetch(
+            db, "SELECT id FROM entries WHERE session_id = ? AND seq = ?", (session_id, seq)
+        )
+        entry_id = found[0][0] if found else None
+        raise self._corrupt(session_id, f"entry {entry_id!r} (#{seq})", error) from error
 
     async def load_branch(self, session_id: str, *, tail: int | None = None) -> Session:
         """The active branch from the last compaction's first kept entry (at most ``tail``

@@ -281,3 +281,32 @@ async def test_files_are_private_even_with_an_open_umask(
         assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
     assert stat.S_IMODE(db.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700
+
+
+async def test_rows_not_in_the_usual_form_are_read_one_by_one(
+    open_store: OpenStore, db_path: Path
+) -> None:
+    """A row that the one-call decoding refuses (pretty-printed JSON, a kind this
+    release does not know) is read row by row, as cattrs reads it; the session is the
+    same as if every row were in the usual form (unknown keys are ignored either way)."""
+    store = open_store()
+    _, a, _ = await _two_sessions(store)
+    first, second = a.entries[0], a.entries[1]
+    pretty = json.dumps(entry_to_dict(first), indent=2)
+    extra = {**entry_to_dict(second), "zz_unknown": 1}
+    _sql(
+        db_path,
+        f"UPDATE entries SET data = '{pretty}' WHERE id = '{first.id}'",
+        f"UPDATE entries SET data = '{json.dumps(extra)}' WHERE id = '{second.id}'",
+    )
+    assert await open_store().load(a.id) == a
+    future = {
+        "type": "from_the_future",
+        "id": "f1",
+        "parent_id": None,
+        "timestamp": "2026-01-01T00:00:00",
+    }
+    _sql(db_path, f"UPDATE entries SET data = '{json.dumps(future)}' WHERE id = '{first.id}'")
+    loaded = await open_store().load(a.id)
+    assert loaded.entries[1:] == a.entries[1:]
+    assert type(loaded.entries[0]).__name__ == "OpaqueEntry"
