@@ -6,11 +6,13 @@ object, through constructors that skip ``__init__``. Tags select the kind (``typ
 an entry and of a content block, and the ``role`` of a message, as in the JSON.
 
 The structs are strict where cattrs converts (a number where a string belongs, an
-unknown kind or block): :func:`decode_entry` raises
-one of :data:`MISMATCH` then, and the caller takes the cattrs path
-of :mod:`spectra_core.serde`, which converts such input or says what is wrong. Unknown
-keys are ignored, as cattrs ignores them. ``tests/test_serde_wire.py`` checks that both
-paths agree, with hypothesis, on well-formed and on damaged input.
+unknown kind or block): :func:`decode_entry` raises one of :data:`MISMATCH` then, and
+the caller takes the cattrs path of :mod:`spectra_core.serde`, which converts such
+input or says what is wrong. Unknown keys are ignored, as cattrs ignores them.
+Timestamps are read by msgspec's RFC 3339 parser, which gives what
+``datetime.fromisoformat`` gives for every timestamp spectra writes (it also takes a
+lowercase ``t`` and ``z``, which ``fromisoformat`` refuses). ``tests/test_serde_wire.py``
+checks with hypothesis that both paths agree, on well-formed and on damaged input.
 """
 
 from __future__ import annotations
@@ -82,7 +84,6 @@ _new_custom = _builder(CustomEntry)
 _new_custom_message = _builder(CustomMessageEntry)
 _new_compaction = _builder(CompactionEntry)
 _new_label = _builder(LabelEntry)
-_fromisoformat = datetime.fromisoformat
 
 
 # --- content blocks ---------------------------------------------------------------------
@@ -173,11 +174,9 @@ class _ToolResult(msgspec.Struct, gc=False, tag_field="role", tag="tool_result")
 
 
 class _Base(msgspec.Struct, gc=False, tag_field="type", kw_only=True):
-    # the timestamp stays a string here: datetime.fromisoformat reads it exactly as
-    # the cattrs path does
     id: str
     parent_id: str | None
-    timestamp: str
+    timestamp: datetime
 
 
 class _MessageEntry(_Base, tag="message"):
@@ -188,7 +187,7 @@ class _MessageEntry(_Base, tag="message"):
         # the most common message, built here rather than by one more call
         message = _new_user(_blocks(m.content)) if type(m) is _User else m.build()
         return _new_message_entry(  # type: ignore[no-any-return]
-            self.id, self.parent_id, _fromisoformat(self.timestamp), message
+            self.id, self.parent_id, self.timestamp, message
         )
 
 
@@ -198,7 +197,7 @@ class _AuditEntry(_Base, tag="audit"):
 
     def build(self) -> AuditEntry:
         return _new_audit(  # type: ignore[no-any-return]
-            self.id, self.parent_id, _fromisoformat(self.timestamp), self.event_type, self.details
+            self.id, self.parent_id, self.timestamp, self.event_type, self.details
         )
 
 
@@ -207,7 +206,7 @@ class _ModelChangeEntry(_Base, tag="model_change"):
 
     def build(self) -> ModelChangeEntry:
         return _new_model_change(  # type: ignore[no-any-return]
-            self.id, self.parent_id, _fromisoformat(self.timestamp), self.model
+            self.id, self.parent_id, self.timestamp, self.model
         )
 
 
@@ -217,7 +216,7 @@ class _CustomEntry(_Base, tag="custom"):
 
     def build(self) -> CustomEntry:
         return _new_custom(  # type: ignore[no-any-return]
-            self.id, self.parent_id, _fromisoformat(self.timestamp), self.custom_type, self.data
+            self.id, self.parent_id, self.timestamp, self.custom_type, self.data
         )
 
 
@@ -231,7 +230,7 @@ class _CustomMessageEntry(_Base, tag="custom_message"):
         return _new_custom_message(  # type: ignore[no-any-return]
             self.id,
             self.parent_id,
-            _fromisoformat(self.timestamp),
+            self.timestamp,
             self.custom_type,
             _blocks(self.content),
             self.display,
@@ -248,7 +247,7 @@ class _CompactionEntry(_Base, tag="compaction"):
         return _new_compaction(  # type: ignore[no-any-return]
             self.id,
             self.parent_id,
-            _fromisoformat(self.timestamp),
+            self.timestamp,
             self.summary,
             self.first_kept_entry_id,
             self.tokens_before,
@@ -261,7 +260,7 @@ class _LabelEntry(_Base, tag="label"):
 
     def build(self) -> LabelEntry:
         return _new_label(  # type: ignore[no-any-return]
-            self.id, self.parent_id, _fromisoformat(self.timestamp), self.target_id, self.label
+            self.id, self.parent_id, self.timestamp, self.target_id, self.label
         )
 
 
