@@ -168,12 +168,20 @@ _HEADER_FIELDS = tuple(
 )
 
 
+_header_hooks: tuple[tuple[str, Callable[[Any], Any]], ...] | None = None
+
+
 def header_to_dict(session: Session) -> dict[str, Any]:
     """The session without its entries (what stores keep as the session's header)."""
-    return {
-        name: converter.unstructure(getattr(session, name), _SESSION_TYPES[name])
-        for name in _HEADER_FIELDS
-    }
+    global _header_hooks
+    hooks = _header_hooks
+    if hooks is None:
+        # The converter's hook of each field's type, looked up once (every save calls
+        # this); the same functions ``converter.unstructure(value, type)`` dispatches to.
+        hooks = _header_hooks = tuple(
+            (name, converter.get_unstructure_hook(_SESSION_TYPES[name])) for name in _HEADER_FIELDS
+        )
+    return {name: fn(getattr(session, name)) for name, fn in hooks}
 
 
 def header_from_dict(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -274,9 +282,14 @@ def entry_records_from_json_lines(data: bytes | memoryview, key: str) -> list[En
         raise ValueError(f"not every line is a record as spectra writes it: {exc}") from None
 
 
+# What ``json.dumps(value, ensure_ascii=False, separators=(",", ":"))`` builds on every
+# call, built once.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def dumps(value: Any) -> str:
     """Compact JSON, UTF-8 kept as-is."""
     try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return _ENCODER.encode(value)
     except (TypeError, ValueError) as exc:
         raise StoreError(f"value is not JSON-serializable: {exc}") from exc

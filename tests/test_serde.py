@@ -6,8 +6,19 @@ import json
 
 import pytest
 
-from spectra_core import OpaqueEntry, SessionManager
-from spectra_core.serde import entry_from_dict, entry_to_dict, session_from_dict, session_to_dict
+from spectra_core import OpaqueEntry, SessionManager, StoreError
+from spectra_core.models import ForkOrigin, ModelRef, PartialLoad
+from spectra_core.serde import (
+    _HEADER_FIELDS,
+    _SESSION_TYPES,
+    converter,
+    dumps,
+    entry_from_dict,
+    entry_to_dict,
+    header_to_dict,
+    session_from_dict,
+    session_to_dict,
+)
 from spectra_core.testing import every_entry_kind
 
 pytestmark = pytest.mark.needs_plugins
@@ -53,3 +64,39 @@ def test_unknown_entry_kind_loads_opaque_and_writes_back_unchanged() -> None:
 def test_malformed_entries_raise(raw: dict[str, object]) -> None:
     with pytest.raises(Exception, match=r"type|role"):
         entry_from_dict(raw)
+
+
+def _reference_dumps(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+async def test_encoders_are_byte_identical_to_the_generic_converter(
+    manager: SessionManager,
+) -> None:
+    """``header_to_dict`` looks the converter's hooks up once and ``dumps`` reuses one
+    encoder: what they write must not differ from the generic forms by a byte."""
+    s = await manager.create(
+        {
+            "model": {"id": "m", "provider": "p", "options": {"t": 0.2, "stop": ["\n", "é"]}},
+            "system_prompt": 'héllo ✓ \u2028 "quoted" \\ \x01',
+            "metadata": {"k": [1, "ü", None, 1.5, True], "nested": {"a": {"b": []}}},
+        },
+        user_id="u",
+        tenant_id="t",
+    )
+    every_entry_kind(manager, s)
+    s.forked_from = ForkOrigin("source", "e1")
+    s.partial = PartialLoad("e2", ModelRef("m2", options={"x": 1}))
+    reference = {
+        name: converter.unstructure(getattr(s, name), _SESSION_TYPES[name])
+        for name in _HEADER_FIELDS
+    }
+    header = header_to_dict(s)
+    assert list(header.items()) == list(reference.items())
+    assert dumps(header) == _reference_dumps(reference)
+    for entry in s.entries:
+        data = entry_to_dict(entry)
+        assert dumps(data) == _reference_dumps(data)
+    assert dumps(float("nan")) == _reference_dumps(float("nan"))
+    with pytest.raises(StoreError, match="not JSON-serializable"):
+        dumps({"x": object()})
