@@ -82,3 +82,18 @@ def test_peers_run_and_are_compared(stores_bench: ModuleType, tmp_path: Path) ->
     assert "spectra memory vs LangGraph AsyncSqliteSaver: append " in text
     assert "#N / #10 paired" in text
     assert "FAILED" not in text
+
+
+def test_interleave_runs_the_spectra_stores_in_turns(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.syspath_prepend(str(ROOT))
+    sys.modules.pop("bench.interleave", None)
+    interleave = importlib.import_module("bench.interleave")
+    argv = ["--stores", "memory,fs,sqlite", "--size", "4", "--rounds", "2"]
+    interleave.main([*argv, "--workdir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert out.count("round ") == 2
+    for label in ("spectra memory", "spectra fs", "spectra sqlite"):
+        assert f"- {label}: " in out
+    assert not list(tmp_path.iterdir())  # its temporary directories are removed

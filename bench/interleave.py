@@ -1,0 +1,108 @@
+"""Append time of several stores measured in turns, append by append, in one process.
+
+``bench.stores`` measures one store after the other; on a machine whose disk speed drifts
+(a shared VM: 2x within minutes) the store that runs during a slow minute loses. Here
+every store gets a fresh conversation of N messages per round, and message i is appended
+to each store before message i + 1 is appended to any (the order reversed on every other
+message), so all of them see the same disk conditions. Per round and store: the mean and
+median append; at the end, each store's mean over the rounds and its ratio to the first
+store's.
+
+Run: ``uv run python -m bench.interleave [--stores fs,sqlite,agents] [--size 1000]
+[--rounds 5] [--workdir DIR]`` (peers need ``uv sync --all-packages --group bench``).
+Informational, like the other benchmarks: it always exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from bench.stores import ALL_STORES, LABELS, Backend, Conversation, make_backend, missing_reason
+
+__all__ = ["main"]
+
+
+async def _round(
+    kinds: list[str], conv: Conversation, workdir: str | None
+) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {k: [] for k in kinds}
+    with tempfile.TemporaryDirectory(dir=workdir, prefix="spectra-bench-interleave-") as d:
+        backends: list[tuple[str, Backend]] = []
+        for k in kinds:
+            directory = Path(d) / k
+            directory.mkdir()
+            backend = make_backend(k, conv, directory)
+            await backend.open()
+            await backend.begin()
+            backends.append((k, backend))
+        try:
+            gc.collect()
+            gc.disable()
+            for i in range(conv.size):
+                for k, backend in backends if i % 2 == 0 else backends[::-1]:
+                    start = time.perf_counter()
+                    await backend.append(i)
+                    times[k].append(time.perf_counter() - start)
+        finally:
+            gc.enable()
+            for _, backend in backends:
+                await backend.close()
+    return times
+
+
+async def run(kinds: list[str], size: int, rounds: int, workdir: str | None) -> None:
+    warm = Conversation.of(50)
+    await _round(kinds, warm, workdir)  # imports, schema creation, caches
+    conv = Conversation.of(size)
+    means: dict[str, list[float]] = {k: [] for k in kinds}
+    for r in range(rounds):
+        times = await _round(kinds, conv, workdir)
+        parts = []
+        for k in kinds:
+            means[k].append(statistics.fmean(times[k]))
+            parts.append(
+                f"{LABELS[k]} {statistics.fmean(times[k]) * 1e6:.0f} / "
+                f"{statistics.median(times[k]) * 1e6:.0f} µs"
+            )
+        print(f"round {r + 1} (mean / median append): " + " | ".join(parts), flush=True)
+    first = statistics.fmean(means[kinds[0]])
+    print(f"\nmean append over {rounds} rounds of {size} messages:")
+    for k in kinds:
+        mean = statistics.fmean(means[k])
+        wins = sum(m < o for m, o in zip(means[k], means[kinds[0]], strict=True))
+        print(
+            f"- {LABELS[k]}: {mean * 1e6:.0f} µs ({mean / first:.2f}x of {LABELS[kinds[0]]}; "
+            f"lower in {wins} of {rounds} rounds)"
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stores", default="fs,sqlite,agents")
+    parser.add_argument("--size", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--workdir", default=None)
+    args = parser.parse_args(argv)
+    kinds = [k.strip() for k in args.stores.split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in ALL_STORES]
+    if unknown:
+        parser.error(f"unknown stores {unknown}; choose from {', '.join(ALL_STORES)}")
+    ready = []
+    for k in kinds:
+        reason = missing_reason(k)
+        if reason:
+            print(reason)
+        else:
+            ready.append(k)
+    if ready:
+        asyncio.run(run(ready, args.size, args.rounds, args.workdir))
+
+
+if __name__ == "__main__":
+    main()
