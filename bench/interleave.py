@@ -1,16 +1,17 @@
-"""Append time of several stores measured in turns, append by append, in one process.
+"""Append and load times of several stores measured in turns, in one process.
 
-``bench.stores`` measures one store after the other; on a machine whose disk speed drifts
+``bench.stores`` measures one store after the other; on a machine whose speed drifts
 (a shared VM: 2x within minutes) the store that runs during a slow minute loses. Here
 every store gets a fresh conversation of N messages per round, and message i is appended
 to each store before message i + 1 is appended to any (the order reversed on every other
-message), so all of them see the same disk conditions. Per round and store: the mean and
-median append; at the end, each store's mean over the rounds and its ratio to the first
-store's.
+message), so all of them see the same disk conditions; then each store is reopened and
+loaded in turns, ``--loads`` times. Per round and store: the mean and median append and
+the median load; at the end, each store's mean append and median load over the rounds,
+and their ratios to the first store's.
 
 Run: ``uv run python -m bench.interleave [--stores fs,sqlite,agents] [--size 1000]
-[--rounds 5] [--workdir DIR]`` (peers need ``uv sync --all-packages --group bench``).
-Informational, like the other benchmarks: it always exits 0.
+[--rounds 5] [--loads 9] [--workdir DIR]`` (peers need ``uv sync --all-packages --group
+bench``). Informational, like the other benchmarks: it always exits 0.
 """
 
 from __future__ import annotations
@@ -29,9 +30,10 @@ __all__ = ["main"]
 
 
 async def _round(
-    kinds: list[str], conv: Conversation, workdir: str | None
-) -> dict[str, list[float]]:
+    kinds: list[str], conv: Conversation, workdir: str | None, loads: int = 0
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     times: dict[str, list[float]] = {k: [] for k in kinds}
+    load_times: dict[str, list[float]] = {k: [] for k in kinds}
     with tempfile.TemporaryDirectory(dir=workdir, prefix="spectra-bench-interleave-") as d:
         backends: list[tuple[str, Backend]] = []
         for k in kinds:
@@ -49,27 +51,44 @@ async def _round(
                     start = time.perf_counter()
                     await backend.append(i)
                     times[k].append(time.perf_counter() - start)
+            gc.enable()
+            for n in range(loads):
+                for k, backend in backends if n % 2 == 0 else backends[::-1]:
+                    await backend.reopen()  # a cold store object, as in bench.stores
+                    backend.loaded = None
+                    start = time.perf_counter()
+                    count = await backend.load()
+                    load_times[k].append(time.perf_counter() - start)
+                    if count != conv.size:
+                        raise RuntimeError(f"{k} loaded {count} of {conv.size} messages")
         finally:
             gc.enable()
             for _, backend in backends:
                 await backend.close()
-    return times
+    return times, load_times
 
 
-async def run(kinds: list[str], size: int, rounds: int, workdir: str | None) -> None:
+async def run(
+    kinds: list[str], size: int, rounds: int, workdir: str | None, loads: int = 9
+) -> None:
     warm = Conversation.of(50)
-    await _round(kinds, warm, workdir)  # imports, schema creation, caches
+    await _round(kinds, warm, workdir, 1)  # imports, schema creation, caches
     conv = Conversation.of(size)
     means: dict[str, list[float]] = {k: [] for k in kinds}
+    load_medians: dict[str, list[float]] = {k: [] for k in kinds}
     for r in range(rounds):
-        times = await _round(kinds, conv, workdir)
+        times, load_times = await _round(kinds, conv, workdir, loads)
         parts = []
         for k in kinds:
             means[k].append(statistics.fmean(times[k]))
-            parts.append(
+            text = (
                 f"{LABELS[k]} {statistics.fmean(times[k]) * 1e6:.0f} / "
                 f"{statistics.median(times[k]) * 1e6:.0f} µs"
             )
+            if load_times[k]:
+                load_medians[k].append(statistics.median(load_times[k]))
+                text += f", load {statistics.median(load_times[k]) * 1e3:.2f} ms"
+            parts.append(text)
         print(f"round {r + 1} (mean / median append): " + " | ".join(parts), flush=True)
     first = statistics.fmean(means[kinds[0]])
     print(f"\nmean append over {rounds} rounds of {size} messages:")
@@ -80,6 +99,16 @@ async def run(kinds: list[str], size: int, rounds: int, workdir: str | None) -> 
             f"- {LABELS[k]}: {mean * 1e6:.0f} µs ({mean / first:.2f}x of {LABELS[kinds[0]]}; "
             f"lower in {wins} of {rounds} rounds)"
         )
+    if loads:
+        print(f"\nload (median of {loads} per round, then the median over {rounds} rounds):")
+        base = statistics.median(load_medians[kinds[0]])
+        for k in kinds:
+            load = statistics.median(load_medians[k])
+            wins = sum(m < o for m, o in zip(load_medians[k], load_medians[kinds[0]], strict=True))
+            print(
+                f"- {LABELS[k]}: {load * 1e3:.2f} ms ({load / base:.2f}x of {LABELS[kinds[0]]}; "
+                f"lower in {wins} of {rounds} rounds)"
+            )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -87,6 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stores", default="fs,sqlite,agents")
     parser.add_argument("--size", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--loads", type=int, default=9, help="loads per store and round")
     parser.add_argument("--workdir", default=None)
     args = parser.parse_args(argv)
     kinds = [k.strip() for k in args.stores.split(",") if k.strip()]
@@ -101,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             ready.append(k)
     if ready:
-        asyncio.run(run(ready, args.size, args.rounds, args.workdir))
+        asyncio.run(run(ready, args.size, args.rounds, args.workdir, args.loads))
 
 
 if __name__ == "__main__":

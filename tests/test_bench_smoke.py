@@ -90,10 +90,11 @@ def test_interleave_runs_the_spectra_stores_in_turns(
     monkeypatch.syspath_prepend(str(ROOT))
     sys.modules.pop("bench.interleave", None)
     interleave = importlib.import_module("bench.interleave")
-    argv = ["--stores", "memory,fs,sqlite", "--size", "4", "--rounds", "2"]
+    argv = ["--stores", "memory,fs,sqlite", "--size", "4", "--rounds", "2", "--loads", "2"]
     interleave.main([*argv, "--workdir", str(tmp_path)])
     out = capsys.readouterr().out
-    assert out.count("round ") == 2
+    assert out.count("round ") == 2 and out.count(", load ") == 6
+    appends, loads = out.split("load (median")
     for label in ("spectra memory", "spectra fs", "spectra sqlite"):
-        assert f"- {label}: " in out
+        assert f"- {label}: " in appends and f"- {label}: " in loads
     assert not list(tmp_path.iterdir())  # its temporary directories are removed

@@ -6,7 +6,7 @@ import asyncio
 import os
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
@@ -59,6 +59,17 @@ _HEADER_COLUMNS = (
     "id, user_id, tenant_id, created_at, updated_at, version, leaf_id, forked_from, config,"
     " entry_count, format"
 )
+_HEADER_NAMES = tuple(_HEADER_COLUMNS.replace(",", " ").split())
+# A whole session in one statement: the header as a JSON object (sort key -1, so first),
+# then every entry's JSON in seq order; both arms are read in index order and merged
+# without a sort. forked_from and config stay JSON text inside it.
+_LOAD = f"""
+SELECT -1 AS k, json_object({", ".join(f"'{c}', {c}" for c in _HEADER_NAMES)})
+FROM sessions WHERE id = ?1
+UNION ALL
+SELECT seq, CAST(data AS BLOB) FROM entries WHERE session_id = ?1
+ORDER BY k
+"""
 _INFO_COLUMNS = "id, user_id, tenant_id, created_at, updated_at, version, forked_from"
 _NODE = "SELECT seq, kind, depth, model_seq, compaction_seq FROM entries"
 # The active branch up from entry ``?2``: at most ``?3`` rows, each read by the id index.
@@ -134,6 +145,7 @@ class SQLiteSessionStore(StoreBase):
         self.synchronous: Synchronous = check_synchronous(synchronous)
         self.busy_timeout: Duration = parse_duration(busy_timeout)
         self._db: aiosqlite.Connection | None = None
+        self._json_functions = True  # SQLite's JSON functions (a build may omit them)
         self._lock = asyncio.Lock()
 
     @classmethod
@@ -171,6 +183,10 @@ class SQLiteSessionStore(StoreBase):
             await ensure_schema(db, str(self.path))
             for statement in SAVE_DDL:
                 await db.execute(statement)
+            try:
+                await fetch(db, "SELECT json_object('a', 1)")
+            except sqlite3.OperationalError:
+                self._json_functions = False
         except BaseException as exc:
             await db.close()
             if isinstance(exc, sqlite3.Error):
@@ -279,7 +295,11 @@ class SQLiteSessionStore(StoreBase):
         )
         if not rows:
             raise SessionNotFound(session_id)
-        (sid, user, tenant, created, updated, version, leaf, forked, config, count, fmt) = rows[0]
+        return self._header_of(session_id, rows[0])
+
+    def _header_of(self, session_id: str, values: Sequence[Any]) -> tuple[Session, int]:
+        """The header and entry count from the values of ``_HEADER_COLUMNS``."""
+        (sid, user, tenant, created, updated, version, leaf, forked, config, count, fmt) = values
         if fmt > FORMAT_VERSION:
             raise StoreError(
                 f"session {session_id!r} in {self.path} was written in format {fmt} by a "
@@ -323,32 +343,51 @@ class SQLiteSessionStore(StoreBase):
         )
 
     async def load(self, session_id: str) -> Session:
-        """The whole session, or SessionNotFound."""
+        """The whole session, or SessionNotFound.
+
+        One statement (``_LOAD``): one read transaction and one trip to aiosqlite's
+        thread; where SQLite lacks JSON functions, the header and the entries are read
+        by two statements in one transaction.
+        """
         validate_id(session_id)
 
-        async def work(db: aiosqlite.Connection) -> Session:
+        async def one_statement(db: aiosqlite.Connection) -> Session:
+            rows = await fetch(db, _LOAD, (session_id,))
+            if not rows or rows[0][0] != -1:
+                raise SessionNotFound(session_id)
+            head = loads(rows[0][1])
+            header, _ = self._header_of(session_id, [head[c] for c in _HEADER_NAMES])
+            data = [d for _, d in rows]
+            del data[0]
+            return self._with_entries(header, await self._entries(db, session_id, data))
+
+        async def two_statements(db: aiosqlite.Connection) -> Session:
             header, _ = await self._header(db, session_id)
             rows = await fetch(db, _ENTRY_DATA, (session_id,))
-            return self._with_entries(header, await self._entries(db, session_id, rows))
+            data = [d for (d,) in rows]
+            return self._with_entries(header, await self._entries(db, session_id, data))
 
-        return await self._transaction("BEGIN", work, f"loading session {session_id!r}")
+        what = f"loading session {session_id!r}"
+        if self._json_functions:
+            return await self._transaction(None, one_statement, what)
+        return await self._transaction("BEGIN", two_statements, what)
 
     async def _entries(
-        self, db: aiosqlite.Connection, session_id: str, rows: list[tuple[bytes]]
+        self, db: aiosqlite.Connection, session_id: str, rows: list[bytes]
     ) -> list[Entry]:
-        """The entries of all the session's ``data`` rows, in order; a row that does not
+        """The entries of all the session's ``data`` values, in order; one that does not
         decode is named (id and seq) in the error."""
         entries: list[Entry] = []
         with bulk_decoding():
             try:
-                every = entries_from_json_lines(b"\n".join([data for (data,) in rows]))
+                every = entries_from_json_lines(b"\n".join(rows))
             except ValueError:
                 pass  # not all in the usual form: row by row, to convert or name each
             else:
                 if len(every) == len(rows):  # (a row holding a newline is not one line)
                     return every
             try:
-                for (data,) in rows:
+                for data in rows:
                     entries.append(entry_from_json(data))
             except ValueError as exc:
                 error = exc

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from spectra_core import AssistantMessage, Session, SessionManager, StoreError
+from spectra_core import AssistantMessage, Session, SessionManager, SessionNotFound, StoreError
 from spectra_core.serde import entry_to_dict, header_to_dict
 from spectra_core.store import SessionFilter
 from spectra_core.testing import FakeClock
@@ -310,3 +310,18 @@ async def test_rows_not_in_the_usual_form_are_read_one_by_one(
     loaded = await open_store().load(a.id)
     assert loaded.entries[1:] == a.entries[1:]
     assert type(loaded.entries[0]).__name__ == "OpaqueEntry"
+
+
+@pytest.mark.parametrize("json_functions", [True, False])
+async def test_a_load_reads_the_same_with_or_without_sqlite_json_functions(
+    open_store: OpenStore, json_functions: bool
+) -> None:
+    """One statement with json_object() where SQLite has it, else two in a transaction."""
+    _, a, b = await _two_sessions(open_store())
+    store = open_store()
+    await store.ping()
+    assert store._json_functions  # this machine's SQLite has them
+    store._json_functions = json_functions
+    assert await store.load(a.id) == a and await store.load(b.id) == b
+    with pytest.raises(SessionNotFound):
+        await store.load("no-such-session")
