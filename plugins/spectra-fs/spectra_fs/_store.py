@@ -938,6 +938,7 @@ def _records(
 
 
 _COMMIT_LINE = b"\n" + _COMMIT_RECORD
+_ENTRY_LINE = b'\n{"@":['
 
 
 def _read_clean(data: bytes) -> tuple[dict[str, Any], list[Entry]] | None:
@@ -960,9 +961,10 @@ def _read_clean(data: bytes) -> tuple[dict[str, Any], list[Entry]] | None:
         return None
     entries = [e for e in records if e is not None]
     lines = data.count(b"\n", start, last)
+    framed = data.count(_ENTRY_LINE, start - 1, last - 1)
     commits = data.count(_COMMIT_LINE, start - 1, last - 1)
-    if len(records) != lines or len(entries) + commits != lines:
-        return None  # blank lines, or lines that are neither entries nor commits
+    if len(records) != lines or len(entries) != framed or framed + commits != lines:
+        return None  # blank lines, or lines that are neither entry records nor commits
     return commit, entries
 
 

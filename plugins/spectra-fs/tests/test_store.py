@@ -345,6 +345,12 @@ async def test_the_one_call_and_the_line_by_line_readings_agree(
     assert _read_clean(path.read_bytes()) is None
     with pytest.raises(StoreError, match="line 4 is not a valid record"):
         await store.load(s.id)
+    # an entry without its "@" offsets is not a record of this format, in either reading
+    unframed = lines[2].replace(b'{"@":', b'{"at":', 1)
+    path.write_bytes(b"".join([*lines[:2], unframed, *lines[3:]]))
+    assert _read_clean(path.read_bytes()) is None
+    with pytest.raises(StoreError, match="line 3 is not a valid record"):
+        await store.load(s.id)
     path.write_bytes(data)
     every_entry_kind(manager, s)  # ends with an entry of a kind from the future
     await manager.save(s)
