@@ -56,13 +56,21 @@ def _builder(cls: type[Any]) -> Callable[..., Any]:
     """A constructor for the frozen attrs class ``cls`` that takes every field
     positionally and stores it as given, skipping ``__init__`` (about half its cost).
 
-    Refuses classes with validators or ``__attrs_post_init__``. A field's converter is
-    skipped too: the structs hand over the converted form (tuples of blocks).
+    Refuses classes whose ``__init__`` does more than store the fields: validators,
+    ``__attrs_pre_init__`` / ``__attrs_post_init__``, or slots that are not fields (a
+    cached hash). A field's converter is skipped too: the structs hand over the
+    converted form (tuples of blocks).
     """
     fields = attrs.fields(cls)
-    if hasattr(cls, "__attrs_post_init__") or any(f.validator for f in fields):
-        raise TypeError(f"{cls.__name__} validates or post-processes: build it with __init__")
     names = [f.name for f in fields]
+    slots = {s for c in cls.__mro__ for s in getattr(c, "__slots__", ())} - {"__weakref__"}
+    if (
+        hasattr(cls, "__attrs_pre_init__")
+        or hasattr(cls, "__attrs_post_init__")
+        or any(f.validator for f in fields)
+        or slots != set(names)
+    ):
+        raise TypeError(f"{cls.__name__} validates or post-processes: build it with __init__")
     scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
     scope.update({f"_set_{n}": getattr(cls, n).__set__ for n in names})  # slot descriptors
     body = "".join(f"    _set_{n}(obj, {n})\n" for n in names)

@@ -282,7 +282,11 @@ def test_builders_refuse_classes_whose_init_does_more_than_store() -> None:
         def __attrs_post_init__(self) -> None:
             pass
 
-    for cls in (Checked, Post):
+    @attrs.frozen(cache_hash=True)
+    class Hashed:
+        n: int
+
+    for cls in (Checked, Post, Hashed):
         with pytest.raises(TypeError, match="build it with __init__"):
             _builder(cls)
     assert _builder(Usage)(1, 2, 3, 4) == Usage(1, 2, 3, 4)
