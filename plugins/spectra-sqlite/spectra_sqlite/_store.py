@@ -352,13 +352,17 @@ class SQLiteSessionStore(StoreBase):
         validate_id(session_id)
 
         async def one_statement(db: aiosqlite.Connection) -> Session:
-            rows = await fetch(db, _LOAD, (session_id,))
+            result = await db.execute_fetchall(_LOAD, (session_id,))
+            rows = result if isinstance(result, list) else list(result)
             if not rows or rows[0][0] != -1:
                 raise SessionNotFound(session_id)
             head = loads(rows[0][1])
-            header, _ = self._header_of(session_id, [head[c] for c in _HEADER_NAMES])
             data = [d for _, d in rows]
+            # aiosqlite's thread holds this very list until its next call: free the rows
+            # here, in the load that made them, not in whatever the connection does next
+            rows.clear()
             del data[0]
+            header, _ = self._header_of(session_id, [head[c] for c in _HEADER_NAMES])
             return self._with_entries(header, await self._entries(db, session_id, data))
 
         async def two_statements(db: aiosqlite.Connection) -> Session:
