@@ -90,25 +90,31 @@ async def run(
                 text += f", load {statistics.median(load_times[k]) * 1e3:.2f} ms"
             parts.append(text)
         print(f"round {r + 1} (mean / median append): " + " | ".join(parts), flush=True)
-    first = statistics.fmean(means[kinds[0]])
     print(f"\nmean append over {rounds} rounds of {size} messages:")
-    for k in kinds:
-        mean = statistics.fmean(means[k])
-        wins = sum(m < o for m, o in zip(means[k], means[kinds[0]], strict=True))
-        print(
-            f"- {LABELS[k]}: {mean * 1e6:.0f} µs ({mean / first:.2f}x of {LABELS[kinds[0]]}; "
-            f"lower in {wins} of {rounds} rounds)"
-        )
+    _summary(kinds, {k: statistics.fmean(v) for k, v in means.items()}, means, 1e6, "µs")
     if loads:
         print(f"\nload (median of {loads} per round, then the median over {rounds} rounds):")
-        base = statistics.median(load_medians[kinds[0]])
-        for k in kinds:
-            load = statistics.median(load_medians[k])
-            wins = sum(m < o for m, o in zip(load_medians[k], load_medians[kinds[0]], strict=True))
-            print(
-                f"- {LABELS[k]}: {load * 1e3:.2f} ms ({load / base:.2f}x of {LABELS[kinds[0]]}; "
-                f"lower in {wins} of {rounds} rounds)"
-            )
+        loads_of = {k: statistics.median(v) for k, v in load_medians.items()}
+        _summary(kinds, loads_of, load_medians, 1e3, "ms")
+
+
+def _summary(
+    kinds: list[str],
+    totals: dict[str, float],
+    per_round: dict[str, list[float]],
+    scale: float,
+    unit: str,
+) -> None:
+    """One line per store: its value, its ratio to the first store's, rounds it won."""
+    first = kinds[0]
+    digits = 0 if unit == "µs" else 2
+    for k in kinds:
+        wins = sum(m < o for m, o in zip(per_round[k], per_round[first], strict=True))
+        print(
+            f"- {LABELS[k]}: {totals[k] * scale:.{digits}f} {unit} "
+            f"({totals[k] / totals[first]:.2f}x of {LABELS[first]}; "
+            f"lower in {wins} of {len(per_round[k])} rounds)"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

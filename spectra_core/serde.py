@@ -5,7 +5,7 @@ turn the model into JSON-compatible dicts and back, losslessly. Entries of an un
 ``type`` become :class:`~spectra_core.models.OpaqueEntry` and are written back unchanged.
 Stores read entries back from their JSON text with ``entry_from_json`` (one) and
 ``entries_from_json_lines`` (many, in one call), which give what ``entry_from_dict``
-gives, 4-6x faster.
+gives, 4-5x faster.
 """
 
 from __future__ import annotations
