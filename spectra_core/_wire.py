@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import functools
 import operator
+import os
+import typing
+import warnings
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -46,21 +49,18 @@ from .models import (
     UserMessage,
 )
 
-__all__ = ["MISMATCH", "decode_entry", "decode_entry_lines", "decode_record_lines"]
+__all__ = ["COMPILED", "MISMATCH", "decode_entry", "decode_entry_lines", "decode_record_lines"]
 
 #: Raised by :func:`decode_entry` for input the structs refuse.
 MISMATCH = (msgspec.ValidationError, msgspec.DecodeError, ValueError, TypeError)
 
 
-def _builder(cls: type[Any]) -> Callable[..., Any]:
-    """A constructor for the frozen attrs class ``cls`` that takes every field
-    positionally and stores it as given, skipping ``__init__`` (about half its cost).
-
-    Refuses classes whose ``__init__`` does more than store the fields: validators,
-    ``__attrs_pre_init__`` / ``__attrs_post_init__``, or slots that are not fields (a
-    cached hash). A field's converter is skipped too: the structs hand over the
-    converted form (tuples of blocks).
-    """
+def _plain_fields(cls: type[Any]) -> list[str]:
+    """The field names of the frozen attrs class ``cls``, which may be built without
+    ``__init__``; TypeError if its ``__init__`` does more than store the fields:
+    validators, ``__attrs_pre_init__`` / ``__attrs_post_init__``, or slots that are not
+    fields (a cached hash). A field's converter is skipped too: the structs hand over
+    the converted form (tuples of blocks)."""
     fields = attrs.fields(cls)
     names = [f.name for f in fields]
     slots = {s for c in cls.__mro__ for s in getattr(c, "__slots__", ())} - {"__weakref__"}
@@ -71,6 +71,14 @@ def _builder(cls: type[Any]) -> Callable[..., Any]:
         or slots != set(names)
     ):
         raise TypeError(f"{cls.__name__} validates or post-processes: build it with __init__")
+    return names
+
+
+def _builder(cls: type[Any]) -> Callable[..., Any]:
+    """A constructor for the frozen attrs class ``cls`` that takes every field
+    positionally and stores it as given, skipping ``__init__`` (about half its cost);
+    see :func:`_plain_fields` for the classes it refuses."""
+    names = _plain_fields(cls)
     scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
     scope.update({f"_set_{n}": getattr(cls, n).__set__ for n in names})  # slot descriptors
     body = "".join(f"    _set_{n}(obj, {n})\n" for n in names)
@@ -284,14 +292,97 @@ _Entry = (
 _decoder = msgspec.json.Decoder(_Entry)
 
 
+# --- the compiled builders (optional) ---------------------------------------------------
+
+#: Each struct and the model class it builds, for the compiled builders.
+_TARGETS: tuple[tuple[type[msgspec.Struct], type[Any]], ...] = (
+    (_MessageEntry, MessageEntry),
+    (_User, UserMessage),
+    (_Assistant, AssistantMessage),
+    (_Text, TextContent),
+    (_ToolResult, ToolResultMessage),
+    (_ToolCall, ToolCall),
+    (_Thinking, ThinkingContent),
+    (_Image, ImageContent),
+    (_AuditEntry, AuditEntry),
+    (_ModelChangeEntry, ModelChangeEntry),
+    (_CustomEntry, CustomEntry),
+    (_CustomMessageEntry, CustomMessageEntry),
+    (_CompactionEntry, CompactionEntry),
+    (_LabelEntry, LabelEntry),
+)
+_WIRE_TYPES = {wire for wire, _ in _TARGETS}
+
+
+def _kind(fast: Any, wire: type[Any], field: msgspec.structs.FieldInfo) -> int:
+    """How the compiled builder carries ``field`` over: as it is, built, or as a tuple
+    of built blocks. A field holding structs in any other way is refused."""
+    if field.type == list[_Block]:
+        return fast.TUPLE  # type: ignore[no-any-return]
+    if field.type == _User | _Assistant | _ToolResult:
+        return fast.ONE  # type: ignore[no-any-return]
+    if _WIRE_TYPES & set(_mentioned(field.type)):
+        raise TypeError(f"{wire.__name__}.{field.name}: structs in a {field.type} field")
+    return fast.COPY  # type: ignore[no-any-return]
+
+
+def _mentioned(hint: Any) -> list[Any]:
+    return [hint, *(t for arg in typing.get_args(hint) for t in _mentioned(arg))]
+
+
+def _compiled() -> Any:
+    """``spectra_core._fastbuild`` with a plan for every struct, or ``None``: it is not
+    compiled, ``SPECTRA_PURE_PYTHON`` is set, or it refused a plan (with a warning).
+    Both builders give equal objects (``tests/test_serde_wire.py``)."""
+    if os.environ.get("SPECTRA_PURE_PYTHON"):
+        return None
+    try:
+        from . import _fastbuild  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    try:
+        for wire, cls in _TARGETS:
+            names = _plain_fields(cls)
+            fields = msgspec.structs.fields(wire)
+            if sorted(names) != sorted(f.name for f in fields):
+                raise TypeError(f"{wire.__name__} and {cls.__name__} have other fields")
+            plan = tuple((f.name, f.name, _kind(_fastbuild, wire, f)) for f in fields)
+            _fastbuild.register(wire, cls, plan)
+    except (TypeError, ValueError) as exc:
+        warnings.warn(
+            f"spectra_core._fastbuild is not used ({exc}): entries are built in Python",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
+    return _fastbuild
+
+
+def _build_python(wire: Any) -> Any:
+    return None if wire is None else wire.build()
+
+
+def _build_list_python(wires: list[Any]) -> list[Any]:
+    return [None if wire is None else wire.build() for wire in wires]
+
+
+_fast = _compiled()
+#: Whether entries are built by the compiled builders.
+COMPILED = _fast is not None
+_build: Callable[[Any], Any] = _build_python if _fast is None else _fast.build
+_build_list: Callable[[list[Any]], list[Any]] = (
+    _build_list_python if _fast is None else _fast.build_list
+)
+
+
 def decode_entry(data: str | bytes) -> Entry:
     """The entry whose JSON is ``data``, or one of :data:`MISMATCH`."""
-    return _decoder.decode(data).build()
+    return _build(_decoder.decode(data))  # type: ignore[no-any-return]
 
 
 def decode_entry_lines(data: bytes | memoryview) -> list[Entry]:
     """The entries of newline-delimited JSON, one per line, or one of :data:`MISMATCH`."""
-    return [wire.build() for wire in _decoder.decode_lines(data)]
+    return _build_list(_decoder.decode_lines(data))
 
 
 @functools.cache
@@ -304,4 +395,4 @@ def decode_record_lines(data: bytes | memoryview, key: str) -> list[Entry | None
     """For each line of newline-delimited JSON objects, the entry under ``key`` (None
     where there is none), or one of :data:`MISMATCH`."""
     decoder, get = _record_decoder(key)
-    return [None if (wire := get(r)) is None else wire.build() for r in decoder.decode_lines(data)]
+    return _build_list(list(map(get, decoder.decode_lines(data))))
