@@ -49,8 +49,8 @@ def core(session: nox.Session) -> None:
     session.run(
         "python",
         "-c",
-        "from spectra_core import _wire; "
-        "assert _wire.COMPILED, 'spectra_core._fastbuild was not compiled or not used'",
+        "from spectra_core.serde import COMPILED; "
+        "assert COMPILED, 'spectra_core._fastbuild was not compiled or not used'",
     )
     session.run(
         "pytest",

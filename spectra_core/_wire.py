@@ -367,7 +367,9 @@ def _build_list_python(wires: list[Any]) -> list[Any]:
 
 
 _fast = _compiled()
-#: Whether entries are built by the compiled builders.
+#: Whether loads build entries with the compiled builders (``spectra_core._fastbuild``,
+#: compiled when spectra-core is installed; off without a C compiler or with
+#: ``SPECTRA_PURE_PYTHON=1``); the Python builders make the same objects, slower.
 COMPILED = _fast is not None
 _build: Callable[[Any], Any] = _build_python if _fast is None else _fast.build
 _build_list: Callable[[list[Any]], list[Any]] = (

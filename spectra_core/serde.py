@@ -23,7 +23,7 @@ import msgspec
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 from cattrs.preconf.json import make_converter
 
-from ._wire import MISMATCH, decode_entry, decode_entry_lines, decode_record_lines
+from ._wire import COMPILED, MISMATCH, decode_entry, decode_entry_lines, decode_record_lines
 from .errors import StoreError
 from .models import (
     ENTRY_TYPES,
@@ -44,6 +44,7 @@ from .models import (
 )
 
 __all__ = [
+    "COMPILED",
     "FORMAT_VERSION",
     "bulk_decoding",
     "converter",
