@@ -23,6 +23,7 @@ import msgspec
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 from cattrs.preconf.json import make_converter
 
+from ._encode import entry_json, plain_json
 from ._wire import COMPILED, MISMATCH, decode_entry, decode_entry_lines, decode_record_lines
 from .errors import StoreError
 from .models import (
@@ -54,6 +55,7 @@ __all__ = [
     "entry_from_json",
     "entry_records_from_json_lines",
     "entry_to_dict",
+    "entry_to_json",
     "header_from_dict",
     "header_to_dict",
     "loads",
@@ -135,6 +137,14 @@ def entry_to_dict(entry: Entry) -> dict[str, Any]:
             **entry.data,
         }
     return {"type": entry.type, **_entry_unstructure[type(entry)](entry)}
+
+
+def entry_to_json(entry: Entry) -> str:
+    """``dumps(entry_to_dict(entry))``, the text a store writes for an entry: the same
+    text, written by msgspec for the usual entries (about 5x faster; see
+    ``spectra_core._encode``), by cattrs and ``json`` for the rest."""
+    text = entry_json(entry)
+    return dumps(entry_to_dict(entry)) if text is None else text
 
 
 def _why(exc: BaseException) -> str:
@@ -295,7 +305,11 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON, UTF-8 kept as-is."""
+    """Compact JSON, UTF-8 kept as-is: ``json.dumps(value, ensure_ascii=False,
+    separators=(",", ":"))``, written by msgspec where that gives the same text."""
+    text = plain_json(value)
+    if text is not None:
+        return text
     try:
         return _ENCODER.encode(value)
     except (TypeError, ValueError) as exc:

@@ -38,11 +38,10 @@ from spectra_core import (
 from spectra_core.serde import (
     FORMAT_VERSION,
     bulk_decoding,
-    dumps,
     entry_from_dict,
     entry_from_json,
     entry_records_from_json_lines,
-    entry_to_dict,
+    entry_to_json,
     header_from_dict,
     header_to_dict,
     loads,
@@ -205,7 +204,7 @@ def _encode_entries(
             m = p if pflags & MODEL_CHANGE else pm
         flags = MODEL_CHANGE if isinstance(e, ModelChangeEntry) else 0
         lines[e.id] = (base + len(out), flags, m)
-        out += encode_entry(dumps(entry_to_dict(e)), p, m, flags)
+        out += encode_entry(entry_to_json(e), p, m, flags)
     return out, lines
 
 

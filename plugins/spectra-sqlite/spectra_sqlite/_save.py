@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from spectra_core.models import Entry, entry_kind
-from spectra_core.serde import dumps, entry_to_dict
+from spectra_core.serde import entry_to_json
 
 __all__ = ["CHUNK", "CONFLICT", "SAVE_DDL", "save_statements"]
 
@@ -109,7 +109,7 @@ def save_statements(
     added = len(entries)
     rows: list[Any] = []
     for index, entry in enumerate(entries):
-        rows += (index, entry.id, entry.parent_id, entry_kind(entry), dumps(entry_to_dict(entry)))
+        rows += (index, entry.id, entry.parent_id, entry_kind(entry), entry_to_json(entry))
     first = min(added, CHUNK)
     out = [(_sql(True, first), (*header, added, *rows[: 5 * first]))]
     for start in range(first, added, CHUNK):

@@ -1,0 +1,119 @@
+"""``entry_to_json`` writes exactly what ``dumps(entry_to_dict(...))`` writes, and its
+msgspec path is taken for the entries a conversation is made of."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_serde_wire import _entries, _json_values, entries
+
+from spectra_core import (
+    AssistantMessage,
+    AuditEntry,
+    CompactionEntry,
+    LabelEntry,
+    MessageEntry,
+    TextContent,
+    ThinkingContent,
+    ToolCall,
+    ToolResultMessage,
+    Usage,
+    UserMessage,
+)
+from spectra_core._encode import entry_json
+from spectra_core.models import Entry
+from spectra_core.serde import dumps, entry_to_dict, entry_to_json
+
+#: free-form values without floats: the msgspec path takes all of them
+no_float_entries = _entries(_json_values(st.nothing()))
+AT = datetime(2026, 12, 2, 3, 4, 5, 678901, tzinfo=UTC)
+
+
+@settings(max_examples=500, deadline=None)
+@given(entries | no_float_entries)
+def test_entry_to_json_is_what_the_cattrs_path_writes(entry: Entry) -> None:
+    expected = dumps(entry_to_dict(entry))
+    fast = entry_json(entry)
+    assert fast is None or fast == expected
+    assert entry_to_json(entry) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(no_float_entries)
+def test_entries_of_a_conversation_take_the_msgspec_path(entry: Entry) -> None:
+    if isinstance(entry, MessageEntry | CompactionEntry | LabelEntry):
+        assert entry_json(entry) == dumps(entry_to_dict(entry))
+
+
+def _message(message: Any) -> MessageEntry:
+    return MessageEntry(id="e1", parent_id=None, timestamp=AT, message=message)
+
+
+class _Str(str):
+    pass
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        _message(UserMessage("a lone surrogate \ud800")),  # msgspec refuses, json writes it
+        _message(UserMessage(_Str("a str subclass"))),
+        _message(AssistantMessage("x", usage=Usage(input_tokens=2**64))),  # beyond 64 bits
+        _message(AssistantMessage("x", usage=Usage(input_tokens=True))),  # a bool for an int
+        _message(AssistantMessage((ToolCall("c1", "f", {"x": 1.5e-7}),))),  # json: 1.5e-07
+        _message(AssistantMessage((ToolCall("c1", "f", {1: "int key"}),))),  # type: ignore[dict-item]
+        _message(ToolResultMessage("c1", "f", "ok", is_error=1)),  # type: ignore[arg-type]
+        _message(UserMessage((ThinkingContent("t", signature=b"bytes"),))),  # type: ignore[arg-type]
+        MessageEntry(id="e1", parent_id=None, timestamp="2026-01-01", message=UserMessage("x")),  # type: ignore[arg-type]
+        AuditEntry(id="e1", parent_id=None, timestamp=AT, event_type="run", details={}),
+    ],
+)
+def test_what_only_the_cattrs_path_writes_alike_goes_there(entry: Entry) -> None:
+    assert entry_json(entry) is None
+    try:
+        expected = dumps(entry_to_dict(entry))
+    except Exception as exc:  # the cattrs path's own error stays the error
+        with pytest.raises(type(exc)):
+            entry_to_json(entry)
+    else:
+        assert entry_to_json(entry) == expected
+
+
+def test_a_usual_assistant_message_is_written_by_msgspec() -> None:
+    entry = _message(
+        AssistantMessage(
+            (TextContent('quote " and é'), ToolCall("c1", "search", {"q": ["a", 1, None]})),
+            model="m",
+            provider="p",
+            usage=Usage(1, 2, 3, 4),
+            stop_reason="tool_use",
+        )
+    )
+    assert entry_json(entry) == dumps(entry_to_dict(entry))
+
+
+json_like = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats()
+    | st.text()
+    | st.just("\ud800 lone surrogate"),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.lists(inner, max_size=2).map(tuple)
+        | st.dictionaries(st.text() | st.integers(-3, 3), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(json_like)
+def test_dumps_writes_what_json_writes(value: Any) -> None:
+    assert dumps(value) == json.dumps(value, ensure_ascii=False, separators=(",", ":"))
