@@ -76,20 +76,31 @@ def _refused() -> Any:
 def _plain(value: Any) -> Any:
     """``value`` if it is JSON both writers write alike (no floats), else _Refused."""
     t = type(value)
-    if t is str or t is bool or value is None:
-        return value
-    if t is int:
-        return _int(value)
     if t is dict:
         for k, v in value.items():
-            _str(k)
-            _plain(v)
-        return value
-    if t is list or t is tuple:
+            if type(k) is not str:
+                raise _Refused
+            _plain_item(v)
+    elif t is list or t is tuple:
         for v in value:
-            _plain(v)
-        return value
-    raise _Refused
+            _plain_item(v)
+    else:
+        _plain_item(value)
+    return value
+
+
+def _plain_item(v: Any) -> None:
+    # scalars are checked here, without a call each; containers recurse
+    t = type(v)
+    if t is str or v is None or t is bool:
+        return
+    if t is int:
+        if not _MIN <= v <= _MAX:
+            raise _Refused
+    elif t is dict or t is list or t is tuple:
+        _plain(v)
+    else:
+        raise _Refused
 
 
 def _block(b: Any) -> dict[str, Any]:

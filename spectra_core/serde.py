@@ -182,20 +182,35 @@ _HEADER_FIELDS = tuple(
 )
 
 
-_header_hooks: tuple[tuple[str, Callable[[Any], Any]], ...] | None = None
+#: Field types whose values cattrs writes as they are (its hooks for them are identities).
+_AS_IS: tuple[Any, ...] = (str, int, str | None, int | None)
+_header_writer: Callable[[Session], dict[str, Any]] | None = None
+
+
+def _make_header_writer() -> Callable[[Session], dict[str, Any]]:
+    """A function that builds the header dict in one expression: fields cattrs writes as
+    they are are read straight, datetimes go through the converter's hook, the rest
+    through the hook of their type, looked up once; the same dict as
+    ``converter.unstructure(value, type)`` field by field (tests/test_serde.py)."""
+    scope: dict[str, Any] = {}
+    parts = []
+    for name in _HEADER_FIELDS:
+        kind = _SESSION_TYPES[name]
+        if kind in _AS_IS:
+            parts.append(f"{name!r}: s.{name}")
+        else:
+            scope[f"_u_{name}"] = converter.get_unstructure_hook(kind)
+            parts.append(f"{name!r}: _u_{name}(s.{name})")
+    exec(f"def header(s):\n    return {{{', '.join(parts)}}}\n", scope)
+    return scope["header"]  # type: ignore[no-any-return]
 
 
 def header_to_dict(session: Session) -> dict[str, Any]:
     """The session without its entries (what stores keep as the session's header)."""
-    global _header_hooks
-    hooks = _header_hooks
-    if hooks is None:
-        # The converter's hook of each field's type, looked up once (every save calls
-        # this); the same functions ``converter.unstructure(value, type)`` dispatches to.
-        hooks = _header_hooks = tuple(
-            (name, converter.get_unstructure_hook(_SESSION_TYPES[name])) for name in _HEADER_FIELDS
-        )
-    return {name: fn(getattr(session, name)) for name, fn in hooks}
+    global _header_writer
+    if _header_writer is None:  # built on first use: every save calls this
+        _header_writer = _make_header_writer()
+    return _header_writer(session)
 
 
 def header_from_dict(data: Mapping[str, Any]) -> dict[str, Any]:
