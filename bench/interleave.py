@@ -3,8 +3,10 @@
 ``bench.stores`` measures one store after the other; on a machine whose speed drifts
 (a shared VM: 2x within minutes) the store that runs during a slow minute loses. Here
 every store gets a fresh conversation of N messages per round, and message i is appended
-to each store before message i + 1 is appended to any (the order reversed on every other
-message), so all of them see the same disk conditions; then each store is reopened and
+to each store before message i + 1 is appended to any (the order rotated by one store on
+every message, so that each store takes every place in turn: with the order reversed on
+every other message, the end stores ran twice in a row and the middle one of three came
+out 4-9% slower than the same store at an end), so all of them see the same disk conditions; then each store is reopened and
 loaded in turns, ``--loads`` times. Per round and store: the mean and median append and
 the median load; at the end, each store's mean append and median load over the rounds,
 and their ratios to the first store's.
@@ -23,10 +25,19 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import TypeVar
 
 from bench.stores import ALL_STORES, LABELS, Backend, Conversation, make_backend, missing_reason
 
 __all__ = ["main"]
+
+_T = TypeVar("_T")
+
+
+def _rotated(items: list[_T], turn: int) -> list[_T]:
+    """``items`` rotated left by ``turn`` places."""
+    k = turn % len(items)
+    return items[k:] + items[:k]
 
 
 async def _round(
@@ -47,13 +58,13 @@ async def _round(
             gc.collect()
             gc.disable()
             for i in range(conv.size):
-                for k, backend in backends if i % 2 == 0 else backends[::-1]:
+                for k, backend in _rotated(backends, i):
                     start = time.perf_counter()
                     await backend.append(i)
                     times[k].append(time.perf_counter() - start)
             gc.enable()
             for n in range(loads):
-                for k, backend in backends if n % 2 == 0 else backends[::-1]:
+                for k, backend in _rotated(backends, n):
                     await backend.reopen()  # a cold store object, as in bench.stores
                     backend.loaded = None
                     start = time.perf_counter()
