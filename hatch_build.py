@@ -10,6 +10,7 @@ compile.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -25,12 +26,15 @@ class FastBuildHook(BuildHookInterface):  # type: ignore[type-arg]
     PLUGIN_NAME = "custom"
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
+        self._scratch: list[str] = []
         if self.target_name != "wheel" or os.environ.get("SPECTRA_PURE_PYTHON"):
             return
         editable = version == "editable"
-        out_dir = self.root if editable else tempfile.mkdtemp(prefix="spectra-fastbuild-")
+        temp = tempfile.mkdtemp(prefix="spectra-fastbuild-")
+        self._scratch.append(temp)
+        out_dir = self.root if editable else os.path.join(temp, "lib")
         try:
-            built = _compile(self.root, out_dir, inplace=editable)
+            built = _compile(self.root, out_dir, os.path.join(temp, "tmp"), inplace=editable)
         except Exception as exc:  # any compiler failure: build the pure-Python wheel
             print(
                 f"spectra-core: {MODULE} not compiled ({type(exc).__name__}: {exc}); "
@@ -43,8 +47,12 @@ class FastBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         if not editable:
             build_data["force_include"][built] = f"spectra_core/{Path(built).name}"
 
+    def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
+        for path in getattr(self, "_scratch", ()):
+            shutil.rmtree(path, ignore_errors=True)
 
-def _compile(root: str, out_dir: str, *, inplace: bool) -> str:
+
+def _compile(root: str, out_dir: str, temp_dir: str, *, inplace: bool) -> str:
     """Compile the extension with setuptools' build_ext; the path of the built file."""
     from setuptools import Distribution, Extension
     from setuptools.command.build_ext import build_ext
@@ -56,7 +64,7 @@ def _compile(root: str, out_dir: str, *, inplace: bool) -> str:
         cmd = build_ext(dist)
         cmd.inplace = inplace
         cmd.build_lib = out_dir
-        cmd.build_temp = tempfile.mkdtemp(prefix="spectra-fastbuild-tmp-")
+        cmd.build_temp = temp_dir
         cmd.ensure_finalized()
         cmd.run()
         return str(Path(root, cmd.get_ext_fullpath(MODULE)))  # relative with --inplace

@@ -3,13 +3,18 @@
 ``bench.stores`` measures one store after the other; on a machine whose speed drifts
 (a shared VM: 2x within minutes) the store that runs during a slow minute loses. Here
 every store gets a fresh conversation of N messages per round, and message i is appended
-to each store before message i + 1 is appended to any (the order rotated by one store on
-every message, so that each store takes every place in turn: with the order reversed on
-every other message, the end stores ran twice in a row and the middle one of three came
-out 4-9% slower than the same store at an end), so all of them see the same disk conditions; then each store is reopened and
-loaded in turns, ``--loads`` times. Per round and store: the mean and median append and
-the median load; at the end, each store's mean append and median load over the rounds,
-and their ratios to the first store's.
+to each store before message i + 1 is appended to any, so all of them see the same disk
+conditions; then each store is reopened and loaded in turns, ``--loads`` times. Per
+round and store: the mean and median append and the median load; at the end, each
+store's mean append and median load over the rounds, and their ratios to the first
+store's.
+
+The order of the stores is shuffled anew for every message and every load (seeded: the
+same in every run), so that each store follows each other store as often. A fixed order
+is not fair: with the order reversed on every other message the end stores ran twice in
+a row and the middle one of three came out 4-9% slower than the same store at an end;
+with the order rotated each store always follows the same one, and the one after
+LangGraph paid for the dirty pages LangGraph's large writes left to flush.
 
 Run: ``uv run python -m bench.interleave [--stores fs,sqlite,agents] [--size 1000]
 [--rounds 5] [--loads 9] [--workdir DIR]`` (peers need ``uv sync --all-packages --group
@@ -21,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import random
 import statistics
 import tempfile
 import time
@@ -34,10 +40,11 @@ __all__ = ["main"]
 _T = TypeVar("_T")
 
 
-def _rotated(items: list[_T], turn: int) -> list[_T]:
-    """``items`` rotated left by ``turn`` places."""
-    k = turn % len(items)
-    return items[k:] + items[:k]
+def _shuffled(items: list[_T], rng: random.Random) -> list[_T]:
+    """A copy of ``items`` in an order drawn from ``rng``."""
+    out = list(items)
+    rng.shuffle(out)
+    return out
 
 
 async def _round(
@@ -45,6 +52,7 @@ async def _round(
 ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     times: dict[str, list[float]] = {k: [] for k in kinds}
     load_times: dict[str, list[float]] = {k: [] for k in kinds}
+    rng = random.Random(conv.size)  # the same orders in every round and run
     with tempfile.TemporaryDirectory(dir=workdir, prefix="spectra-bench-interleave-") as d:
         backends: list[tuple[str, Backend]] = []
         for k in kinds:
@@ -58,13 +66,13 @@ async def _round(
             gc.collect()
             gc.disable()
             for i in range(conv.size):
-                for k, backend in _rotated(backends, i):
+                for k, backend in _shuffled(backends, rng):
                     start = time.perf_counter()
                     await backend.append(i)
                     times[k].append(time.perf_counter() - start)
             gc.enable()
-            for n in range(loads):
-                for k, backend in _rotated(backends, n):
+            for _ in range(loads):
+                for k, backend in _shuffled(backends, rng):
                     await backend.reopen()  # a cold store object, as in bench.stores
                     backend.loaded = None
                     start = time.perf_counter()
