@@ -98,3 +98,13 @@ def test_interleave_runs_the_spectra_stores_in_turns(
     for label in ("spectra memory", "spectra fs", "spectra sqlite"):
         assert f"- {label}: " in appends and f"- {label}: " in loads
     assert not list(tmp_path.iterdir())  # its temporary directories are removed
+
+
+def test_build_instructions_builds_the_entries(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.syspath_prepend(str(ROOT))
+    sys.modules.pop("bench.build_instructions", None)
+    script = importlib.import_module("bench.build_instructions")
+    script.main(2)
+    assert "built 2 x 1000 entries, compiled builders: " in capsys.readouterr().out
