@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_serde_wire import _entries, _json_values, entries
+from test_serde_wire import _entries, entries
 
 from spectra_core import (
     AssistantMessage,
@@ -29,8 +29,14 @@ from spectra_core._encode import entry_json
 from spectra_core.models import Entry
 from spectra_core.serde import dumps, entry_to_dict, entry_to_json
 
-#: free-form values without floats: the msgspec path takes all of them
-no_float_entries = _entries(_json_values(st.nothing()))
+#: free-form values without floats or integers beyond 64 bits: the msgspec path takes
+#: all of them
+plain_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8,
+)
+no_float_entries = _entries(plain_values)
 AT = datetime(2026, 12, 2, 3, 4, 5, 678901, tzinfo=UTC)
 
 
@@ -66,6 +72,7 @@ class _Str(str):
         _message(AssistantMessage("x", usage=Usage(input_tokens=2**64))),  # beyond 64 bits
         _message(AssistantMessage("x", usage=Usage(input_tokens=True))),  # a bool for an int
         _message(AssistantMessage((ToolCall("c1", "f", {"x": 1.5e-7}),))),  # json: 1.5e-07
+        _message(AssistantMessage((ToolCall("c1", "f", {"n": [2**63]}),))),  # beyond 64 bits
         _message(AssistantMessage((ToolCall("c1", "f", {1: "int key"}),))),  # type: ignore[dict-item]
         _message(ToolResultMessage("c1", "f", "ok", is_error=1)),  # type: ignore[arg-type]
         _message(UserMessage((ThinkingContent("t", signature=b"bytes"),))),  # type: ignore[arg-type]
