@@ -48,7 +48,7 @@ class FastBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             build_data["force_include"][built] = f"spectra_core/{Path(built).name}"
 
     def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
-        for path in getattr(self, "_scratch", ()):
+        for path in self._scratch:
             shutil.rmtree(path, ignore_errors=True)
 
 

@@ -15,6 +15,7 @@ takes the cattrs path, which writes what it always wrote (or raises what it rais
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -69,10 +70,6 @@ def _bool(value: Any) -> bool:
     return value
 
 
-def _refused() -> Any:
-    raise _Refused
-
-
 def _plain(value: Any) -> Any:
     """``value`` if it is JSON both writers write alike (no floats), else _Refused."""
     t = type(value)
@@ -87,6 +84,12 @@ def _plain(value: Any) -> Any:
     else:
         _plain_item(value)
     return value
+
+
+def _plain_dict(value: Any) -> dict[str, Any]:
+    if type(value) is not dict:
+        raise _Refused
+    return _plain(value)  # type: ignore[no-any-return]
 
 
 def _plain_item(v: Any) -> None:
@@ -118,7 +121,7 @@ def _block(b: Any) -> dict[str, Any]:
             "type": "tool_call",
             "id": _str(b.id),
             "name": _str(b.name),
-            "arguments": _plain(b.arguments) if type(b.arguments) is dict else _refused(),
+            "arguments": _plain_dict(b.arguments),
         }
     if t is ImageContent:
         return {"type": "image", "data": _str(b.data), "mime_type": _str(b.mime_type)}
@@ -200,19 +203,21 @@ def _entry_dict(e: Entry) -> dict[str, Any]:
     raise _Refused
 
 
+def _written(to_json: Callable[[Any], Any], value: Any) -> str | None:
+    """msgspec's text of ``to_json(value)``, or None where either refuses it."""
+    try:
+        return _encode(to_json(value)).decode()
+    except (_Refused, UnicodeEncodeError, OverflowError, TypeError):
+        return None
+
+
 def entry_json(entry: Entry) -> str | None:
     """The entry's JSON text as ``dumps(entry_to_dict(entry))`` writes it, or ``None``
     where only that path is known to write it so (see the module docstring)."""
-    try:
-        return _encode(_entry_dict(entry)).decode()
-    except (_Refused, UnicodeEncodeError, OverflowError, TypeError):
-        return None
+    return _written(_entry_dict, entry)
 
 
 def plain_json(value: Any) -> str | None:
     """``value``'s compact JSON text as ``json`` writes it (``ensure_ascii=False``), or
     ``None`` unless ``value`` is made only of what both writers write alike."""
-    try:
-        return _encode(_plain(value)).decode()
-    except (_Refused, UnicodeEncodeError, OverflowError, TypeError):
-        return None
+    return _written(_plain, value)

@@ -333,7 +333,7 @@ def _mentioned(hint: Any) -> list[Any]:
 def _compiled() -> Any:
     """``spectra_core._fastbuild`` with a plan for every struct, or ``None``: it is not
     compiled, ``SPECTRA_PURE_PYTHON`` is set, or it refused a plan (with a warning).
-    Both builders give equal objects (``tests/test_serde_wire.py``)."""
+    Both builders give equal objects (``tests/test_fastbuild.py``)."""
     if os.environ.get("SPECTRA_PURE_PYTHON"):
         return None
     try:

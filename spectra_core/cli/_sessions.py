@@ -29,7 +29,7 @@ from ..models import (
     ThinkingContent,
     ToolCall,
 )
-from ..serde import dumps, entry_to_dict, header_to_dict
+from ..serde import dumps, entry_to_json, header_to_dict
 from ..store import SessionFilter
 from ..tree import TreeNode
 from ._common import add_config_option, fail, load
@@ -198,7 +198,7 @@ def draw_tree(manager: SessionManager, session: Session) -> list[str]:
 async def _export(manager: SessionManager, args: argparse.Namespace) -> int:
     session = await manager.load(args.session_id)
     lines = [dumps({"type": "session", **header_to_dict(session)})]
-    lines += [dumps(entry_to_dict(e)) for e in session.entries]
+    lines += [entry_to_json(e) for e in session.entries]
     text = "\n".join(lines) + "\n"
     if args.output:
         await asyncio.to_thread(Path(args.output).write_text, text, encoding="utf-8")
