@@ -3,7 +3,8 @@
 :func:`entry_json` returns exactly the text ``dumps(entry_to_dict(entry))`` returns (a
 hypothesis test compares them byte for byte), about 5x faster, for the entries a
 conversation is made of: messages with text, thinking, image and tool-call blocks,
-compactions, labels. It builds the dict by hand and lets msgspec write it.
+compactions, labels; :func:`config_json` does the same for a session's config, which
+every save writes too. It builds the dict by hand and lets msgspec write it.
 
 It is only taken where both writers are known to agree: every string a ``str``, every
 integer a plain ``int`` of 64 bits, free-form values (tool arguments) made of those,
@@ -28,6 +29,8 @@ from .models import (
     ImageContent,
     LabelEntry,
     MessageEntry,
+    ModelRef,
+    SessionConfig,
     TextContent,
     ThinkingContent,
     ToolCall,
@@ -36,7 +39,7 @@ from .models import (
     UserMessage,
 )
 
-__all__ = ["entry_json", "plain_json"]
+__all__ = ["config_json", "entry_json", "plain_json"]
 
 _encode = msgspec.json.Encoder().encode
 _MIN, _MAX = -(2**63), 2**63 - 1
@@ -203,6 +206,30 @@ def _entry_dict(e: Entry) -> dict[str, Any]:
     raise _Refused
 
 
+def _model(m: Any) -> dict[str, Any] | None:
+    if m is None:
+        return None
+    if type(m) is not ModelRef:
+        raise _Refused
+    return {
+        "id": _str(m.id),
+        "provider": _opt_str(m.provider),
+        "name": _opt_str(m.name),
+        "api": _opt_str(m.api),
+        "options": _plain_dict(m.options),
+    }
+
+
+def _config_dict(c: Any) -> dict[str, Any]:
+    if type(c) is not SessionConfig:
+        raise _Refused
+    return {
+        "model": _model(c.model),
+        "system_prompt": _opt_str(c.system_prompt),
+        "metadata": _plain_dict(c.metadata),
+    }
+
+
 def _written(to_json: Callable[[Any], Any], value: Any) -> str | None:
     """msgspec's text of ``to_json(value)``, or None where either refuses it."""
     try:
@@ -215,6 +242,12 @@ def entry_json(entry: Entry) -> str | None:
     """The entry's JSON text as ``dumps(entry_to_dict(entry))`` writes it, or ``None``
     where only that path is known to write it so (see the module docstring)."""
     return _written(_entry_dict, entry)
+
+
+def config_json(config: SessionConfig) -> str | None:
+    """The config's JSON text as ``dumps(converter.unstructure(config))`` writes it, or
+    ``None`` where only that path is known to write it so."""
+    return _written(_config_dict, config)
 
 
 def plain_json(value: Any) -> str | None:

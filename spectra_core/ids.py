@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import secrets
 import uuid
 
 from .errors import InvalidIdError
@@ -43,4 +43,4 @@ def new_session_id() -> str:
 
 def new_entry_id() -> str:
     """A new random entry id (12 hex digits); the manager re-draws on a collision."""
-    return secrets.token_hex(6)
+    return os.urandom(6).hex()  # what secrets.token_hex(6) does, two calls fewer

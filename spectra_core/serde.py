@@ -23,7 +23,7 @@ import msgspec
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 from cattrs.preconf.json import make_converter
 
-from ._encode import entry_json, plain_json
+from ._encode import config_json, entry_json, plain_json
 from ._wire import COMPILED, MISMATCH, decode_entry, decode_entry_lines, decode_record_lines
 from .errors import StoreError
 from .models import (
@@ -32,10 +32,12 @@ from .models import (
     AssistantMessage,
     ContentBlock,
     Entry,
+    ForkOrigin,
     ImageContent,
     Message,
     OpaqueEntry,
     Session,
+    SessionConfig,
     TextContent,
     ThinkingContent,
     ToolCall,
@@ -57,6 +59,7 @@ __all__ = [
     "entry_to_dict",
     "entry_to_json",
     "header_from_dict",
+    "header_texts",
     "header_to_dict",
     "loads",
     "session_from_dict",
@@ -211,6 +214,27 @@ def header_to_dict(session: Session) -> dict[str, Any]:
     if _header_writer is None:  # built on first use: every save calls this
         _header_writer = _make_header_writer()
     return _header_writer(session)
+
+
+def header_texts(session: Session) -> tuple[str, str, str | None, str]:
+    """``(created_at, updated_at, forked_from, config)`` of the header as text: the
+    timestamps as :func:`header_to_dict` writes them, the fork origin (``None``: not a
+    fork) and the config as :func:`dumps` writes their dicts. The values SQL stores keep
+    in text columns, without building the whole header dict on every save."""
+    global _datetime_text
+    if _datetime_text is None:
+        _datetime_text = converter.get_unstructure_hook(datetime)
+    forked = session.forked_from
+    config = config_json(session.config)
+    return (
+        _datetime_text(session.created_at),
+        _datetime_text(session.updated_at),
+        None if forked is None else dumps(converter.unstructure(forked, ForkOrigin)),
+        dumps(converter.unstructure(session.config, SessionConfig)) if config is None else config,
+    )
+
+
+_datetime_text: Callable[[Any], Any] | None = None
 
 
 def header_from_dict(data: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """``entry_to_json`` writes exactly what ``dumps(entry_to_dict(...))`` writes, and its
-msgspec path is taken for the entries a conversation is made of."""
+msgspec path is taken for the entries a conversation is made of; ``header_texts`` (the
+sqlite save's header columns) writes what ``header_to_dict`` and ``dumps`` write."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_serde_wire import _entries, entries
+from test_serde_wire import _entries, entries, timestamps
 
 from spectra_core import (
     AssistantMessage,
@@ -25,9 +26,16 @@ from spectra_core import (
     Usage,
     UserMessage,
 )
-from spectra_core._encode import entry_json
-from spectra_core.models import Entry
-from spectra_core.serde import dumps, entry_to_dict, entry_to_json
+from spectra_core._encode import config_json, entry_json
+from spectra_core.models import Entry, ForkOrigin, ModelRef, Session, SessionConfig
+from spectra_core.serde import (
+    converter,
+    dumps,
+    entry_to_dict,
+    entry_to_json,
+    header_texts,
+    header_to_dict,
+)
 
 #: free-form values without floats or integers beyond 64 bits: the msgspec path takes
 #: all of them
@@ -124,3 +132,62 @@ json_like = st.recursive(
 @given(json_like)
 def test_dumps_writes_what_json_writes(value: Any) -> None:
     assert dumps(value) == json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _configs(values: st.SearchStrategy[Any]) -> st.SearchStrategy[SessionConfig]:
+    objects = st.dictionaries(st.text(max_size=10), values, max_size=3)
+    opt_text = st.none() | st.text(max_size=10)
+    models = st.none() | st.builds(
+        ModelRef, st.text(max_size=10), opt_text, opt_text, opt_text, objects
+    )
+    return st.builds(SessionConfig, models, opt_text, objects)
+
+
+#: configs msgspec writes (no floats) and configs only the cattrs path writes alike
+plain_configs = _configs(plain_values)
+configs = plain_configs | _configs(json_like.filter(lambda v: not isinstance(v, tuple)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(plain_configs)
+def test_a_config_without_floats_takes_the_msgspec_path(config: SessionConfig) -> None:
+    assert config_json(config) == dumps(converter.unstructure(config, SessionConfig))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    configs,
+    timestamps,
+    timestamps,
+    st.none() | st.builds(ForkOrigin, st.text(max_size=10), st.none() | st.text(max_size=10)),
+)
+def test_header_texts_are_what_the_header_dict_writes(
+    config: SessionConfig, created: datetime, updated: datetime, forked: ForkOrigin | None
+) -> None:
+    session = Session(
+        id="s1", created_at=created, updated_at=updated, config=config, forked_from=forked
+    )
+    header = header_to_dict(session)
+    origin = header["forked_from"]
+    expected = (
+        header["created_at"],
+        header["updated_at"],
+        None if origin is None else dumps(origin),
+        dumps(header["config"]),
+    )
+    assert header_texts(session) == expected
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        SessionConfig(metadata={"temperature": 0.5}),  # json and msgspec write floats apart
+        SessionConfig(model=ModelRef("m", options={"top_p": 1e16})),
+        SessionConfig(metadata={1: "int key"}),  # type: ignore[dict-item]
+        SessionConfig(system_prompt=_Str("a str subclass")),
+    ],
+)
+def test_configs_only_the_cattrs_path_writes_alike_go_there(config: SessionConfig) -> None:
+    assert config_json(config) is None
+    session = Session(id="s1", created_at=AT, updated_at=AT, config=config)
+    assert header_texts(session)[3] == dumps(converter.unstructure(config, SessionConfig))

@@ -6,10 +6,10 @@ import asyncio
 import os
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextlib import suppress
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import aiosqlite
 
@@ -25,11 +25,10 @@ from spectra_core.models import CompactionEntry, Entry, ModelChangeEntry, Partia
 from spectra_core.serde import (
     FORMAT_VERSION,
     bulk_decoding,
-    dumps,
     entries_from_json_lines,
     entry_from_json,
     header_from_dict,
-    header_to_dict,
+    header_texts,
     loads,
 )
 from spectra_core.store import (
@@ -194,13 +193,28 @@ class SQLiteSessionStore(StoreBase):
             raise
         return db
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[aiosqlite.Connection]:
-        """The shared connection, opened on first use, held exclusively by this task."""
-        async with self._lock:
-            if self._db is None:
-                self._db = await self._open()
-            yield self._db
+    async def _connected(self) -> aiosqlite.Connection:
+        """The shared connection, opened on first use; call it holding ``self._lock``."""
+        db = self._db
+        if db is None:
+            db = self._db = await self._open()
+        return db
+
+    async def _fail(self, db: aiosqlite.Connection, exc: BaseException, action: str) -> NoReturn:
+        """Raise ``exc`` after a failed transaction on ``db``: roll back, drop the
+        connection if the file changed under it, wrap SQLite errors in StoreError."""
+        if db.in_transaction:
+            with suppress(sqlite3.Error):
+                await db.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.Error):
+            if getattr(exc, "sqlite_errorname", "").startswith(_REOPEN_AFTER):
+                # the file changed under us (moved, remounted, damaged): start afresh on
+                # the next call
+                self._db = None
+                with suppress(sqlite3.Error):
+                    await db.close()
+            raise self._error(exc, action) from exc
+        raise exc
 
     async def _transaction(
         self,
@@ -210,7 +224,8 @@ class SQLiteSessionStore(StoreBase):
     ) -> _T:
         """Run ``work`` in one transaction (``begin=None``: ``work`` is one autocommit
         statement); roll back and wrap SQLite errors on failure."""
-        async with self._connection() as db:
+        async with self._lock:
+            db = self._db if self._db is not None else await self._connected()
             try:
                 if begin is None:
                     return await work(db)
@@ -219,18 +234,7 @@ class SQLiteSessionStore(StoreBase):
                 await db.execute("COMMIT")
                 return result
             except BaseException as exc:
-                if db.in_transaction:
-                    with suppress(sqlite3.Error):
-                        await db.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    if getattr(exc, "sqlite_errorname", "").startswith(_REOPEN_AFTER):
-                        # the file changed under us (moved, remounted, damaged): start
-                        # afresh on the next call
-                        self._db = None
-                        with suppress(sqlite3.Error):
-                            await db.close()
-                    raise self._error(exc, action) from exc
-                raise
+                await self._fail(db, exc, action)
 
     def _error(self, exc: sqlite3.Error, action: str) -> StoreError:
         """A StoreError saying what failed on which file, and what to do about it."""
@@ -260,7 +264,8 @@ class SQLiteSessionStore(StoreBase):
 
     async def ping(self) -> None:
         """Open the database if needed and run ``SELECT 1``."""
-        async with self._connection() as db:
+        async with self._lock:
+            db = await self._connected()
             try:
                 await fetch(db, "SELECT 1")
             except sqlite3.Error as exc:
@@ -503,52 +508,64 @@ class SQLiteSessionStore(StoreBase):
         new = list(session.unsaved_entries)
         for e in new:
             validate_id(e.id, "entry id")
-        header = header_to_dict(session)
-        forked = header["forked_from"]
+        created, updated, forked, config = header_texts(session)
         version = session.version + 1
         statements = save_statements(
             (
                 session.id,
                 session.version,
                 version,
-                header["user_id"],
-                header["tenant_id"],
-                header["created_at"],
-                header["updated_at"],
+                session.user_id,
+                session.tenant_id,
+                created,
+                updated,
                 epoch_micros(session.updated_at),
-                header["leaf_id"],
-                None if forked is None else dumps(forked),
-                dumps(header["config"]),
+                session.leaf_id,
+                forked,
+                config,
                 FORMAT_VERSION,
             ),
             new,
         )
 
-        async def work(db: aiosqlite.Connection) -> None:
+        # Inline rather than through _transaction: a save runs once per message, and
+        # each Python call on its path counts (docs/stores/sqlite.md, "Save cost").
+        async with self._lock:
+            db = self._db if self._db is not None else await self._connected()
             try:
-                for sql, params in statements:
-                    await fetch(db, sql, params)
-            except sqlite3.IntegrityError as exc:
-                if str(exc) != CONFLICT:
-                    raise
+                if len(statements) == 1:  # one statement is its own transaction
+                    await db.execute_fetchall(*statements[0])
+                else:
+                    await db.execute("BEGIN IMMEDIATE")
+                    for sql, params in statements:
+                        await db.execute_fetchall(sql, params)
+                    await db.execute("COMMIT")
+            except BaseException as exc:
+                await self._save_failed(db, exc, session)
+        session.mark_saved(version)
+
+    async def _save_failed(
+        self, db: aiosqlite.Connection, exc: BaseException, session: Session
+    ) -> NoReturn:
+        """Raise the error of a failed save: ConflictError for the trigger's version
+        check, a StoreError naming a reused entry id, else as :meth:`_fail` does."""
+        try:
+            if isinstance(exc, sqlite3.IntegrityError) and str(exc) == CONFLICT:
                 if db.in_transaction:
                     await db.execute("ROLLBACK")
                 stored = await fetch(db, "SELECT version FROM sessions WHERE id = ?", (session.id,))
                 actual = stored[0][0] if stored else None
                 raise ConflictError(session.id, session.version, actual) from None
-
-        # one statement is its own transaction; several share one BEGIN IMMEDIATE
-        begin = None if len(statements) == 1 else "BEGIN IMMEDIATE"
-        try:
-            await self._transaction(begin, work, f"saving session {session.id!r}")
-        except StoreError as exc:
-            if "UNIQUE constraint failed: entries" in str(exc):
+            await self._fail(db, exc, f"saving session {session.id!r}")
+        except sqlite3.Error as error:  # reading the stored version failed
+            await self._fail(db, error, f"saving session {session.id!r}")
+        except StoreError as error:
+            if "UNIQUE constraint failed: entries" in str(error):
                 raise StoreError(
                     f"saving session {session.id!r} in {self.path}: an unsaved entry reuses "
                     "the id of a stored entry; nothing was written, reload the whole session"
-                ) from exc
+                ) from error
             raise
-        session.mark_saved(version)
 
     async def delete(self, session_id: str) -> None:
         """Delete a session and its entries, or raise SessionNotFound."""
