@@ -112,7 +112,10 @@ def _plain_item(v: Any) -> None:
 def _block(b: Any) -> dict[str, Any]:
     t = type(b)
     if t is TextContent:
-        return {"type": "text", "text": _str(b.text)}
+        text = b.text
+        if type(text) is not str:
+            raise _Refused
+        return {"type": "text", "text": text}
     if t is ThinkingContent:
         return {
             "type": "thinking",
@@ -134,7 +137,10 @@ def _block(b: Any) -> dict[str, Any]:
 def _blocks(content: Any) -> list[dict[str, Any]]:
     if type(content) is not tuple:
         raise _Refused
-    return [_block(b) for b in content]
+    out = []
+    for b in content:  # (a loop, not a comprehension: one call fewer per message)
+        out.append(_block(b))
+    return out
 
 
 def _usage(u: Any) -> dict[str, int] | None:
@@ -142,12 +148,22 @@ def _usage(u: Any) -> dict[str, int] | None:
         return None
     if type(u) is not Usage:
         raise _Refused
+    counts = (u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens)
+    for n in counts:
+        if type(n) is not int or not _MIN <= n <= _MAX:
+            raise _Refused
     return {
-        "input_tokens": _int(u.input_tokens),
-        "output_tokens": _int(u.output_tokens),
-        "cache_read_tokens": _int(u.cache_read_tokens),
-        "cache_write_tokens": _int(u.cache_write_tokens),
+        "input_tokens": counts[0],
+        "output_tokens": counts[1],
+        "cache_read_tokens": counts[2],
+        "cache_write_tokens": counts[3],
     }
+
+
+def _opt_strs(*values: Any) -> None:
+    for value in values:
+        if value is not None and type(value) is not str:
+            raise _Refused
 
 
 def _message(m: Any) -> dict[str, Any]:
@@ -155,14 +171,16 @@ def _message(m: Any) -> dict[str, Any]:
     if t is UserMessage:
         return {"role": "user", "content": _blocks(m.content)}
     if t is AssistantMessage:
+        model, provider, stop, error = m.model, m.provider, m.stop_reason, m.error_message
+        _opt_strs(model, provider, stop, error)
         return {
             "role": "assistant",
             "content": _blocks(m.content),
-            "model": _opt_str(m.model),
-            "provider": _opt_str(m.provider),
+            "model": model,
+            "provider": provider,
             "usage": _usage(m.usage),
-            "stop_reason": _opt_str(m.stop_reason),
-            "error_message": _opt_str(m.error_message),
+            "stop_reason": stop,
+            "error_message": error,
         }
     if t is ToolResultMessage:
         return {
@@ -176,13 +194,18 @@ def _message(m: Any) -> dict[str, Any]:
 
 
 def _base(kind: str, e: Any) -> dict[str, Any]:
-    if type(e.timestamp) is not datetime:
+    entry_id, parent_id, timestamp = e.id, e.parent_id, e.timestamp
+    if (
+        type(entry_id) is not str
+        or (parent_id is not None and type(parent_id) is not str)
+        or type(timestamp) is not datetime
+    ):
         raise _Refused
     return {
         "type": kind,
-        "id": _str(e.id),
-        "parent_id": _opt_str(e.parent_id),
-        "timestamp": e.timestamp.isoformat(),
+        "id": entry_id,
+        "parent_id": parent_id,
+        "timestamp": timestamp.isoformat(),
     }
 
 
