@@ -80,10 +80,14 @@ def _plain(value: Any) -> Any:
         for k, v in value.items():
             if type(k) is not str:
                 raise _Refused
-            _plain_item(v)
+            tv = type(v)
+            if tv is not str and v is not None and tv is not bool:  # strings etc. inline
+                _plain_item(v)
     elif t is list or t is tuple:
         for v in value:
-            _plain_item(v)
+            tv = type(v)
+            if tv is not str and v is not None and tv is not bool:
+                _plain_item(v)
     else:
         _plain_item(value)
     return value
