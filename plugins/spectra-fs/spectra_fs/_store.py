@@ -61,6 +61,7 @@ from ._format import (
     split_entry,
 )
 from ._index import INDEX_NAME, Index
+from ._workers import SessionThreads
 
 __all__ = ["Durability", "FileSystemSessionStore", "FsStoreOptions"]
 
@@ -231,6 +232,7 @@ class FileSystemSessionStore(StoreBase):
         self._token = uuid.uuid4().hex
         self._rows: dict[str, tuple[dict[str, Any], str]] = {}
         self._busy: set[str] = set()
+        self._threads = SessionThreads()  # a session's saves and deletes on one thread
         self._make_dir()
         self._index = Index(self._dir / INDEX_NAME, self._scan, self._stamps, durable=self._fsync)
 
@@ -484,8 +486,8 @@ class FileSystemSessionStore(StoreBase):
     async def save(self, session: Session) -> None:
         validate_id(session.id)
         async with self._lock(session.id):
-            version = await asyncio.to_thread(
-                self._guard, "save", session.id, lambda p: self._save_sync(p, session)
+            version = await self._threads.run(
+                session.id, self._guard, "save", session.id, lambda p: self._save_sync(p, session)
             )
         session.mark_saved(version)
 
@@ -727,7 +729,9 @@ class FileSystemSessionStore(StoreBase):
     async def delete(self, session_id: str) -> None:
         validate_id(session_id)
         async with self._lock(session_id):
-            await asyncio.to_thread(self._guard, "delete", session_id, self._delete_sync)
+            await self._threads.run(
+                session_id, self._guard, "delete", session_id, self._delete_sync
+            )
 
     def _delete_sync(self, path: Path) -> None:
         session_id = path.name[: -len(_SUFFIX)]
@@ -890,6 +894,7 @@ class FileSystemSessionStore(StoreBase):
     async def aclose(self) -> None:
         self._forget_open()
         await asyncio.to_thread(self._close_sync)
+        self._threads.shutdown()
 
     def _close_sync(self) -> None:
         with self._files_lock:
