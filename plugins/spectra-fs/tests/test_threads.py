@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import os
+import signal
 import threading
+import time
 from pathlib import Path
 
 from spectra_core import SessionManager
@@ -81,3 +84,49 @@ async def test_a_store_saves_a_session_on_one_thread(tmp_path: Path) -> None:
     assert len(before) == 11 and all(t is before[0] for t in before)  # create + 10 saves
     assert before[0] is not threading.main_thread()
     assert after is not before[0]  # the close let the thread go; a new one saved
+
+
+def test_a_forked_child_saves_with_the_store_of_its_parent(tmp_path: Path) -> None:
+    # The parent's store threads do not exist in the child; without the fork handler
+    # its first save would wait forever for them.
+    store = FileSystemSessionStore(tmp_path / "sessions")
+    manager = SessionManager(store)
+
+    async def first() -> str:
+        session = await manager.create()
+        manager.append_message(session, "from the parent")
+        await manager.save(session)
+        return session.id
+
+    session_id = asyncio.run(first())
+
+    async def in_child() -> None:
+        session = await manager.load(session_id)
+        manager.append_message(session, "from the child")
+        await manager.save(session)
+
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit status
+        code = 1
+        try:
+            asyncio.run(asyncio.wait_for(in_child(), timeout=20))
+            code = 0
+        finally:
+            os._exit(code)
+    for _ in range(300):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.1)  # waiting for a real child process, not for the clock
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise AssertionError("the forked child's save hung")
+    assert os.waitstatus_to_exitcode(status) == 0
+
+    async def check() -> list[str]:
+        loaded = await manager.load(session_id)
+        return [str(e.message.text) for e in loaded.entries]  # type: ignore[attr-defined]
+
+    assert asyncio.run(check()) == ["from the parent", "from the child"]
+    asyncio.run(store.aclose())
