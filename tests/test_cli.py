@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 
-def spectra(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SPECTRA_DISABLE_PLUGINS": ""}
+def spectra(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SPECTRA_DISABLE_PLUGINS": "", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "spectra_core", *args],
         capture_output=True,
@@ -81,9 +83,23 @@ def test_sessions_errors_are_clear(tmp_path: Path) -> None:
     assert listed.returncode == 0 and listed.stdout == ""
 
 
-def test_sessions_without_config_file(tmp_path: Path) -> None:
-    out = spectra("sessions", "list", cwd=tmp_path)
+def test_sessions_with_a_missing_config_file(tmp_path: Path) -> None:
+    out = spectra("sessions", "list", "--config", str(tmp_path / "spectra.toml"))
     assert out.returncode == 2 and "spectra.toml: config file not found" in out.stderr
+
+
+@pytest.mark.needs_plugins
+def test_sessions_without_config_see_what_run_wrote(tmp_path: Path) -> None:
+    # No config anywhere: run and sessions both use the offline setup under SPECTRA_HOME.
+    home = {"SPECTRA_HOME": str(tmp_path / "home")}
+    ran = spectra("run", "hello there", cwd=tmp_path, env=home)
+    assert ran.returncode == 0, ran.stderr
+    session_id = ran.stderr.split("continue with: spectra run --session ")[1].split()[0]
+    listed = spectra("sessions", "list", cwd=tmp_path, env=home)
+    assert listed.returncode == 0, listed.stderr
+    assert session_id in listed.stdout
+    shown = spectra("sessions", "show", session_id, cwd=tmp_path, env=home)
+    assert shown.returncode == 0 and "hello there" in shown.stdout
 
 
 @pytest.mark.needs_plugins

@@ -10,17 +10,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import os
 import sys
-from pathlib import Path
 from typing import Any
 
-from ..config import build_engine, load_config, parse_config
+from ..config import build_engine
 from ..engine import EventType, RunStatus, SessionEngine
 from ..errors import SpectraError
 from ..logging import configure_logging
-from ..plugins import BackendKind, PluginRegistry, load_plugins
-from ._common import CONFIG_ENV, DEFAULT_CONFIG, fail
+from ._common import add_config_option, fail, load
 from ._sessions import describe
 
 
@@ -36,39 +33,13 @@ def add_parsers(sub: Any) -> None:
 
 def _common(p: Any) -> None:
     p.add_argument("--session", "-s", metavar="ID", help="continue this session")
-    p.add_argument("--config", "-c", metavar="FILE", help="config file (default: offline)")
+    add_config_option(p)
     p.add_argument("--user", "-u", default=None, help="user id (default: your login name)")
     p.add_argument("--verbose", "-v", action="store_true", help="log run events on stderr")
 
 
-def spectra_home() -> Path:
-    return Path(os.environ.get("SPECTRA_HOME") or Path.home() / ".local/share/spectra")
-
-
-def default_config(registry: PluginRegistry) -> dict[str, Any]:
-    """The offline setup: echo provider, the best local store installed."""
-    stores = registry.names(BackendKind.SESSION_STORE)
-    home = spectra_home()
-    if "sqlite" in stores:
-        store: dict[str, Any] = {"backend": "sqlite", "path": str(home / "sessions.db")}
-    elif "fs" in stores:
-        store = {"backend": "fs", "directory": str(home / "sessions")}
-    elif "memory" in stores:
-        store = {"backend": "memory"}
-    else:
-        raise SpectraError("no session store installed: pip install spectra-sqlite")
-    return {"store": store, "model": {"provider": "echo"}}
-
-
 def _engine(args: argparse.Namespace) -> SessionEngine:
-    registry = load_plugins()
-    path = args.config or os.environ.get(CONFIG_ENV)
-    if path is None and Path(DEFAULT_CONFIG).exists():
-        path = DEFAULT_CONFIG
-    if path is not None:
-        config = load_config(path, registry)
-    else:
-        config = parse_config(default_config(registry), "<offline defaults>", registry)
+    config, registry = load(args.config)
     engine: SessionEngine = build_engine(config, registry)
     return engine
 
