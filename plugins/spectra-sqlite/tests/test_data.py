@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sqlite3
@@ -325,3 +326,29 @@ async def test_a_load_reads_the_same_with_or_without_sqlite_json_functions(
     assert await store.load(a.id) == a and await store.load(b.id) == b
     with pytest.raises(SessionNotFound):
         await store.load("no-such-session")
+
+
+@pytest.mark.parametrize("json_functions", [True, False])
+async def test_a_load_leaves_the_collector_as_it_found_it(
+    open_store: OpenStore, db_path: Path, json_functions: bool
+) -> None:
+    # A load pauses the collector from its fetch on (bulk_decoding): it must come back on
+    # after every way a load ends, and stay off if the caller had turned it off.
+    store = open_store()
+    store._json_functions = json_functions
+    _, a, b = await _two_sessions(store)
+    assert await store.load(a.id) == a
+    assert gc.isenabled()
+    with pytest.raises(SessionNotFound):
+        await store.load("missing")
+    assert gc.isenabled()
+    _sql(db_path, f"UPDATE entries SET data = 'oops' WHERE id = '{a.entries[2].id}'")
+    with pytest.raises(StoreError, match=a.entries[2].id):
+        await store.load(a.id)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert await store.load(b.id) == b
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
