@@ -3,10 +3,12 @@
 A store plugin proves it honours the store contract by subclassing
 :class:`SessionStoreConformance` in its own tests and providing a ``store`` fixture;
 a rate limiter plugin subclasses :class:`RateLimiterConformance` and provides ``make_limiter``.
+:func:`run_in_forked_child` runs a coroutine in a real forked child process.
 """
 
 from .breaker_conformance import CircuitBreakerConformance
 from .clock import FakeClock
+from .fork import run_in_forked_child
 from .limiter_conformance import RateLimiterConformance
 from .providers import GatedProvider
 from .samples import every_entry_kind
@@ -19,4 +21,5 @@ __all__ = [
     "RateLimiterConformance",
     "SessionStoreConformance",
     "every_entry_kind",
+    "run_in_forked_child",
 ]

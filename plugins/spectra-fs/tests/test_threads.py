@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import os
-import signal
 import threading
-import time
 from pathlib import Path
 
 from spectra_core import SessionManager
+from spectra_core.testing import run_in_forked_child
 from spectra_fs import FileSystemSessionStore
 from spectra_fs._workers import SessionThreads
 
@@ -105,24 +103,7 @@ def test_a_forked_child_saves_with_the_store_of_its_parent(tmp_path: Path) -> No
         manager.append_message(session, "from the child")
         await manager.save(session)
 
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child reports through its exit status
-        code = 1
-        try:
-            asyncio.run(asyncio.wait_for(in_child(), timeout=20))
-            code = 0
-        finally:
-            os._exit(code)
-    for _ in range(300):
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        time.sleep(0.1)  # waiting for a real child process, not for the clock
-    else:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        raise AssertionError("the forked child's save hung")
-    assert os.waitstatus_to_exitcode(status) == 0
+    run_in_forked_child(in_child)
 
     async def check() -> list[str]:
         loaded = await manager.load(session_id)
