@@ -41,18 +41,25 @@ def _positive_limit(_: object, attribute: attrs.Attribute[int], value: int) -> N
         )
 
 
+def _as_utc(moment: datetime | None) -> datetime | None:
+    """A naive datetime counts as UTC, in every store (as :func:`epoch_micros` reads it)."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
 @attrs.frozen(kw_only=True)
 class SessionFilter:
     """Which sessions ``list`` returns: newest ``updated_at`` first, ``limit`` per page.
 
-    ``updated_after`` is inclusive, ``updated_before`` exclusive. Pass the previous page's
-    ``next_cursor`` as ``cursor`` to get the next page.
+    ``updated_after`` is inclusive, ``updated_before`` exclusive; a naive datetime counts
+    as UTC. Pass the previous page's ``next_cursor`` as ``cursor`` to get the next page.
     """
 
     user_id: str | None = None
     tenant_id: str | None = None
-    updated_after: datetime | None = None
-    updated_before: datetime | None = None
+    updated_after: datetime | None = attrs.field(default=None, converter=_as_utc)
+    updated_before: datetime | None = attrs.field(default=None, converter=_as_utc)
     limit: int = attrs.field(default=100, validator=_positive_limit)
     cursor: str | None = None
 

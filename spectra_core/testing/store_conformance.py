@@ -15,7 +15,7 @@ Requires pytest-asyncio.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -308,6 +308,22 @@ class SessionStoreConformance:
         assert [i.id for i in both] == [made[1].id]
         window = await manager.list(
             SessionFilter(updated_after=made[1].updated_at, updated_before=made[3].updated_at)
+        )
+        assert [i.id for i in window] == [made[2].id, made[1].id]
+
+    async def test_list_treats_naive_datetimes_as_utc(
+        self, manager: SessionManager, clock: FakeClock
+    ) -> None:
+        made = await self._populate(manager, clock, 4)
+
+        def naive(moment: datetime) -> datetime:
+            return moment.astimezone(UTC).replace(tzinfo=None)
+
+        window = await manager.list(
+            SessionFilter(
+                updated_after=naive(made[1].updated_at),
+                updated_before=naive(made[3].updated_at),
+            )
         )
         assert [i.id for i in window] == [made[2].id, made[1].id]
 
