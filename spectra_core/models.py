@@ -327,8 +327,11 @@ class Session:
     """A conversation: its header and its tree of entries.
 
     ``entries`` is in append order; ``leaf_id`` is where the next entry attaches;
-    ``version`` counts successful saves and guards against conflicting writers.
-    Entries appended since the last save are :attr:`unsaved_entries`.
+    ``version`` counts successful saves and guards against conflicting writers;
+    ``incarnation`` is a random token a store gives the session when it creates it, so
+    a copy of a deleted session never saves over a new one with the same id (``None``:
+    written before incarnations existed). Entries appended since the last save are
+    :attr:`unsaved_entries`.
     """
 
     id: str
@@ -340,6 +343,7 @@ class Session:
     forked_from: ForkOrigin | None = None
     leaf_id: str | None = None
     version: int = 0
+    incarnation: str | None = None
     entries: list[Entry] = attrs.field(factory=list)
     partial: PartialLoad | None = attrs.field(default=None, eq=False)
     _saved_count: int = attrs.field(default=0, alias="saved_count", repr=False)
