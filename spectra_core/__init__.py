@@ -1,4 +1,9 @@
-"""spectra: a runtime for serving conversational AI agents in production."""
+"""spectra: a runtime for serving conversational AI agents in production.
+
+This namespace is for applications; backend authors import :mod:`spectra_core.backend`.
+"""
+
+from typing import Any
 
 from .agent import ModelProvider, ModelRequest, ProviderError, ToolSpec
 from .agent.builtin import EchoProvider, ScriptedProvider
@@ -27,13 +32,13 @@ from .errors import (
     ConflictError,
     EngineDrainingError,
     EngineNotStartedError,
-    EntryNotFound,
+    EntryNotFoundError,
     InvalidArgumentError,
     InvalidIdError,
     PluginError,
     RateLimitedError,
     SessionBusyError,
-    SessionNotFound,
+    SessionNotFoundError,
     SpectraError,
     StoreError,
 )
@@ -75,7 +80,9 @@ from .rate_limit import (
     RateLimitResult,
     Reservation,
 )
-from .store import SessionFilter, SessionInfo, SessionPage, SessionStore, StoreBase
+from .errors import EntryNotFound as EntryNotFound  # the first release's names
+from .errors import SessionNotFound as SessionNotFound
+from .store import SessionFilter, SessionInfo, SessionPage, SessionStore
 from .tree import SessionContext, TreeNode
 
 __version__ = "0.1.0"
@@ -105,7 +112,7 @@ __all__ = [
     "EngineDrainingError",
     "EngineNotStartedError",
     "Entry",
-    "EntryNotFound",
+    "EntryNotFoundError",
     "EventType",
     "ForkOrigin",
     "ImageContent",
@@ -143,11 +150,10 @@ __all__ = [
     "SessionFilter",
     "SessionInfo",
     "SessionManager",
-    "SessionNotFound",
+    "SessionNotFoundError",
     "SessionPage",
     "SessionStore",
     "SpectraError",
-    "StoreBase",
     "StoreError",
     "SystemClock",
     "TextContent",
@@ -168,3 +174,24 @@ __all__ = [
     "tool",
     "validate_id",
 ]
+
+
+#: Names that left this namespace for :mod:`spectra_core.backend`: still importable, with
+#: a DeprecationWarning, for at least one release.
+_MOVED_TO_BACKEND = frozenset({"StoreBase"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_TO_BACKEND:
+        import warnings
+
+        from . import backend
+
+        warnings.warn(
+            f"spectra_core.{name} moved to spectra_core.backend.{name}; "
+            "import it from there (the old name goes away in a later release)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(backend, name)
+    raise AttributeError(f"module 'spectra_core' has no attribute {name!r}")

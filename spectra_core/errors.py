@@ -11,13 +11,13 @@ __all__ = [
     "ConflictError",
     "EngineDrainingError",
     "EngineNotStartedError",
-    "EntryNotFound",
+    "EntryNotFoundError",
     "InvalidArgumentError",
     "InvalidIdError",
     "PluginError",
     "RateLimitedError",
     "SessionBusyError",
-    "SessionNotFound",
+    "SessionNotFoundError",
     "SpectraError",
     "StoreError",
 ]
@@ -47,7 +47,7 @@ class InvalidIdError(InvalidArgumentError):
     """A session or entry id is malformed (empty, too long, or unsafe characters)."""
 
 
-class SessionNotFound(SpectraError, LookupError):
+class SessionNotFoundError(SpectraError, LookupError):
     """No session with this id exists in the store."""
 
     def __init__(self, session_id: str) -> None:
@@ -55,7 +55,7 @@ class SessionNotFound(SpectraError, LookupError):
         super().__init__(f"session {session_id!r} not found")
 
 
-class EntryNotFound(SpectraError, LookupError):
+class EntryNotFoundError(SpectraError, LookupError):
     """No entry with this id exists in the session."""
 
     def __init__(self, session_id: str, entry_id: str) -> None:
@@ -64,17 +64,39 @@ class EntryNotFound(SpectraError, LookupError):
         super().__init__(f"entry {entry_id!r} not found in session {session_id!r}")
 
 
+#: The first release's names (exception names now end in ``Error``): plain aliases, kept.
+SessionNotFound = SessionNotFoundError
+EntryNotFound = EntryNotFoundError
+
+
 class ConflictError(SpectraError):
     """The stored session changed since this copy was loaded; nothing was written.
 
-    Reload the session, re-apply the change and save again.
+    Reload the session, re-apply the change and save again. Stores raise it as
+    ``ConflictError(session_id, expected_version=..., actual_version=...)``:
+
+    - ``expected_version``: the version of the copy being saved (``0``: a creation);
+    - ``actual_version``: the stored version, or ``None`` when nothing is stored under
+      the id (the session was deleted);
+    - ``recreated``: the stored session is another incarnation, created under the same
+      id after the copy's session was deleted (its version may even be the same).
     """
 
-    def __init__(self, session_id: str, expected_version: int, actual_version: int | None) -> None:
+    def __init__(
+        self,
+        session_id: str,
+        expected_version: int,
+        actual_version: int | None = None,
+        *,
+        recreated: bool = False,
+    ) -> None:
         self.session_id = session_id
         self.expected_version = expected_version
         self.actual_version = actual_version
-        if actual_version is None:
+        self.recreated = recreated
+        if recreated:
+            detail = "it was deleted and created again since this copy was loaded"
+        elif actual_version is None:
             detail = "it was deleted"
         elif expected_version == 0:
             detail = "a session with this id already exists"

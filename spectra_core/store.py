@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import Any, Literal, Protocol, Self, TypeAlias, runtime_checkable
 
 import attrs
 
@@ -17,6 +17,7 @@ from .models import ForkOrigin, Session
 
 __all__ = [
     "BranchLoadingStore",
+    "Placeholder",
     "SessionFilter",
     "SessionInfo",
     "SessionPage",
@@ -140,31 +141,45 @@ def epoch_micros(moment: datetime) -> int:
     return (moment - _EPOCH) // _MICROSECOND
 
 
-def keyset_sql(flt: SessionFilter) -> tuple[str, list[Any]]:
+#: How a SQL driver writes its parameters: ``"?"`` (sqlite3, aiosqlite), ``"$1"`` (numbered:
+#: asyncpg), ``"%s"`` (psycopg, MySQL drivers).
+Placeholder: TypeAlias = Literal["?", "$1", "%s"]
+
+
+def keyset_sql(
+    flt: SessionFilter, *, placeholder: Placeholder = "?", first: int = 1
+) -> tuple[str, list[Any]]:
     """``WHERE ... ORDER BY ... LIMIT ?`` and its parameters for one page of ``list`` in
     SQL, over columns ``user_id``, ``tenant_id``, ``updated_us`` (see :func:`epoch_micros`)
-    and ``id``. It asks for ``limit + 1`` rows; :func:`cut_page` makes the page."""
-    where: list[str] = []
+    and ``id``. It asks for ``limit + 1`` rows; :func:`cut_page` makes the page.
+
+    ``placeholder`` is the driver's parameter style; with ``"$1"`` the parameters are
+    numbered from ``first`` (pass ``first=3`` when the query already uses ``$1``, ``$2``).
+    """
+    if placeholder not in ("?", "$1", "%s"):
+        raise InvalidArgumentError(
+            f"placeholder must be '?', '$1' or '%s', got {placeholder!r}"
+        )
     params: list[Any] = []
+
+    def p(value: Any) -> str:
+        params.append(value)
+        return f"${first + len(params) - 1}" if placeholder == "$1" else placeholder
+
+    where: list[str] = []
     if flt.user_id is not None:
-        where.append("user_id = ?")
-        params.append(flt.user_id)
+        where.append(f"user_id = {p(flt.user_id)}")
     if flt.tenant_id is not None:
-        where.append("tenant_id = ?")
-        params.append(flt.tenant_id)
+        where.append(f"tenant_id = {p(flt.tenant_id)}")
     if flt.updated_after is not None:
-        where.append("updated_us >= ?")
-        params.append(epoch_micros(flt.updated_after))
+        where.append(f"updated_us >= {p(epoch_micros(flt.updated_after))}")
     if flt.updated_before is not None:
-        where.append("updated_us < ?")
-        params.append(epoch_micros(flt.updated_before))
+        where.append(f"updated_us < {p(epoch_micros(flt.updated_before))}")
     if flt.cursor is not None:
         stamp, after_id = decode_cursor(flt.cursor)
-        where.append("(updated_us, id) < (?, ?)")
-        params.extend((epoch_micros(stamp), after_id))
+        where.append(f"(updated_us, id) < ({p(epoch_micros(stamp))}, {p(after_id)})")
     sql = (" WHERE " + " AND ".join(where)) if where else ""
-    params.append(flt.limit + 1)
-    return sql + " ORDER BY updated_us DESC, id DESC LIMIT ?", params
+    return sql + f" ORDER BY updated_us DESC, id DESC LIMIT {p(flt.limit + 1)}", params
 
 
 def cut_page(infos: Sequence[SessionInfo], flt: SessionFilter) -> SessionPage:

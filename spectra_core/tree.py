@@ -187,6 +187,7 @@ def trim_to_active_branch(session: Session, tail: int | None = None) -> Session:
         forked_from=session.forked_from,
         leaf_id=session.leaf_id,
         version=session.version,
+        incarnation=session.incarnation,
         entries=list(kept),
         partial=(
             PartialLoad(kept[0].id if kept else None, model)

@@ -101,6 +101,23 @@ class SessionStoreConformance:
         with pytest.raises(SessionNotFound):
             await manager.load(s.id)
 
+    async def test_stale_copy_of_a_deleted_session_never_saves_over_a_new_one(
+        self, manager: SessionManager
+    ) -> None:
+        old = await manager.create(session_id="reused-id", user_id="old")
+        stale = await manager.load(old.id)
+        await manager.delete(old.id)
+        new = await manager.create(session_id="reused-id", user_id="new")
+        assert new.version == stale.version  # only the incarnation tells them apart
+        manager.append_message(stale, "from the deleted session")
+        with pytest.raises(ConflictError) as info:
+            await manager.save(stale)
+        assert info.value.recreated
+        stored = await self._reloaded(manager.store, new.id)
+        assert stored.user_id == "new" and stored.entries == []
+        assert stored.incarnation is not None and stored.incarnation == new.incarnation
+        assert old.incarnation is not None and old.incarnation != new.incarnation
+
     async def test_create_with_existing_id_conflicts(self, manager: SessionManager) -> None:
         s = await manager.create(session_id="fixed-id", user_id="first")
         with pytest.raises(ConflictError):

@@ -6,20 +6,22 @@ from typing import Any
 
 import attrs
 
-from spectra_core import (
-    ConflictError,
+from spectra_core.backend import (
     Entry,
     Session,
     SessionFilter,
     SessionInfo,
-    SessionNotFound,
+    SessionNotFoundError,
     SessionPage,
     StoreBase,
+    page_of,
+    prepare_save,
+    session_from_stored,
+    trim_to_active_branch,
     validate_id,
 )
-from spectra_core.serde import header_from_dict, header_to_dict
-from spectra_core.store import page_of
-from spectra_core.tree import trim_to_active_branch
+
+__all__ = ["InMemorySessionStore", "MemoryStoreOptions"]
 
 
 @attrs.frozen
@@ -48,36 +50,31 @@ class InMemorySessionStore(StoreBase):
     async def load(self, session_id: str) -> Session:
         record = self._sessions.get(validate_id(session_id))
         if record is None:
-            raise SessionNotFound(session_id)
-        entries = list(record.entries)
-        return Session(**header_from_dict(record.header), entries=entries, saved_count=len(entries))
+            raise SessionNotFoundError(session_id)
+        return session_from_stored(record.header, record.entries)
 
     async def load_branch(self, session_id: str, *, tail: int | None = None) -> Session:
         return trim_to_active_branch(await self.load(session_id), tail)
 
     async def save(self, session: Session) -> None:
-        validate_id(session.id)
+        pending = prepare_save(session)
         record = self._sessions.get(session.id)
-        stored = None if record is None else record.info.version
-        if session.version == 0 and record is not None:
-            raise ConflictError(session.id, 0, stored)
-        if session.version != 0 and stored != session.version:
-            raise ConflictError(session.id, session.version, stored)
-        version = session.version + 1
-        new = list(session.unsaved_entries)
-        header = header_to_dict(session)
-        header["version"] = version
-        info = attrs.evolve(SessionInfo.of(session), version=version)
         if record is None:
-            self._sessions[session.id] = _Record(header, info, new)
+            pending.check(None, None)
+        else:
+            pending.check(record.info.version, record.header.get("incarnation"))
+        header = pending.header()
+        info = attrs.evolve(SessionInfo.of(session), version=pending.version)
+        if record is None:
+            self._sessions[session.id] = _Record(header, info, pending.new_entries)
         else:
             record.header, record.info = header, info
-            record.entries.extend(new)
-        session.mark_saved(version)
+            record.entries.extend(pending.new_entries)
+        pending.done()
 
     async def delete(self, session_id: str) -> None:
         if self._sessions.pop(validate_id(session_id), None) is None:
-            raise SessionNotFound(session_id)
+            raise SessionNotFoundError(session_id)
 
     async def list(self, filter: SessionFilter | None = None) -> SessionPage:
         return page_of((r.info for r in self._sessions.values()), filter or SessionFilter())

@@ -27,7 +27,7 @@ __all__ = ["CHUNK", "CONFLICT", "SAVE_DDL", "save_statements"]
 #: The message of the trigger's RAISE when the stored version is not the expected one.
 CONFLICT = "spectra: version conflict"
 
-#: Entries per statement: 13 + 5 * CHUNK parameters stay under SQLite's oldest default
+#: Entries per statement: 14 + 5 * CHUNK parameters stay under SQLite's oldest default
 #: limit of 999. A bigger batch is saved by several statements in one BEGIN IMMEDIATE.
 CHUNK = 190
 
@@ -40,9 +40,10 @@ SAVE_DDL = (
     """
 CREATE TEMP VIEW IF NOT EXISTS spectra_save (
     id, expected, version, user_id, tenant_id, created_at, updated_at, updated_us,
-    leaf_id, forked_from, config, format, added, e_index, e_id, e_parent, e_kind, e_data
+    leaf_id, forked_from, config, format, incarnation, added, e_index, e_id, e_parent, e_kind,
+    e_data
 ) AS SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-    NULL, NULL, NULL, NULL, NULL
+    NULL, NULL, NULL, NULL, NULL, NULL
 """,
     f"""
 CREATE TEMP TRIGGER IF NOT EXISTS spectra_save_header INSTEAD OF INSERT ON spectra_save
@@ -51,12 +52,14 @@ BEGIN
     SELECT RAISE(ABORT, '{CONFLICT}')
     WHERE CASE WHEN NEW.expected = 0
         THEN EXISTS (SELECT 1 FROM sessions WHERE id = NEW.id)
-        ELSE NOT EXISTS (SELECT 1 FROM sessions WHERE id = NEW.id AND version = NEW.expected)
+        ELSE NOT EXISTS (SELECT 1 FROM sessions WHERE id = NEW.id AND version = NEW.expected
+                         AND incarnation IS NEW.incarnation)
     END;
     INSERT INTO sessions (id, user_id, tenant_id, created_at, updated_at, updated_us, version,
-                          leaf_id, forked_from, config, entry_count, format)
+                          leaf_id, forked_from, config, entry_count, format, incarnation)
     SELECT NEW.id, NEW.user_id, NEW.tenant_id, NEW.created_at, NEW.updated_at, NEW.updated_us,
-        NEW.version, NEW.leaf_id, NEW.forked_from, NEW.config, NEW.added, NEW.format
+        NEW.version, NEW.leaf_id, NEW.forked_from, NEW.config, NEW.added, NEW.format,
+        NEW.incarnation
     WHERE NEW.expected = 0;
     UPDATE sessions SET user_id = NEW.user_id, tenant_id = NEW.tenant_id,
         created_at = NEW.created_at, updated_at = NEW.updated_at, updated_us = NEW.updated_us,
@@ -84,8 +87,8 @@ END
 """,
 )
 
-_HEADER_ROW = "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,NULL,NULL,NULL,NULL,NULL)"
-_ENTRY_ROW = "(?1,NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL,?{added},?,?,?,?,?)"
+_HEADER_ROW = "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,NULL,NULL,NULL,NULL,NULL)"
+_ENTRY_ROW = "(?1,NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL,NULL,?{added},?,?,?,?,?)"
 
 
 @lru_cache(maxsize=64)
@@ -93,7 +96,7 @@ def _sql(header: bool, rows: int) -> str:
     """``INSERT INTO spectra_save VALUES`` the header row (if ``header``) and ``rows``
     entry rows; parameters ?1 (the session id) and the count of added entries are shared."""
     parts = [_HEADER_ROW] if header else []
-    parts += [_ENTRY_ROW.format(added=13 if header else 2)] * rows
+    parts += [_ENTRY_ROW.format(added=14 if header else 2)] * rows
     return "INSERT INTO spectra_save VALUES " + ",".join(parts)
 
 
@@ -101,7 +104,8 @@ def save_statements(
     header: Sequence[Any], entries: Sequence[Entry]
 ) -> list[tuple[str, tuple[Any, ...]]]:
     """The statements of one save: ``header`` is ``(id, expected, version, user_id,
-    tenant_id, created_at, updated_at, updated_us, leaf_id, forked_from, config, format)``.
+    tenant_id, created_at, updated_at, updated_us, leaf_id, forked_from, config, format,
+    incarnation)``.
 
     One statement for up to ``CHUNK`` entries (run it alone: it is its own transaction);
     more statements for a bigger batch (run them in one ``BEGIN IMMEDIATE``).

@@ -14,10 +14,10 @@ from spectra_core.store import epoch_micros
 
 from ._rows import entry_rows, fetch
 
-__all__ = ["SCHEMA_V0", "SCHEMA_V1", "SCHEMA_V2", "SCHEMA_VERSION", "ensure_schema"]
+__all__ = ["SCHEMA_V0", "SCHEMA_V1", "SCHEMA_V2", "SCHEMA_V3", "SCHEMA_VERSION", "ensure_schema"]
 
 #: The layout this release writes; recorded in ``PRAGMA user_version``.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Layout version 0: the pre-release layout (user_version never set): a header JSON per
 #: session, an entry JSON per row. Kept to migrate such files forward.
@@ -79,6 +79,13 @@ SCHEMA_V2 = (
     ).replace("CREATE INDEX sessions_by_tenant ON sessions (tenant_id, updated_us, id);\n", "")
     + _PARTIAL_INDEXES
 )
+
+_INCARNATION = "ALTER TABLE sessions ADD COLUMN incarnation TEXT"
+
+#: Layout version 3: as version 2, plus the session's incarnation (a random token given
+#: at creation; NULL for sessions created before), which a save compares with its copy's
+#: so that a copy of a deleted session never saves over a new one under the same id.
+SCHEMA_V3 = SCHEMA_V2 + _INCARNATION + ";\n"
 
 _INSERT_SESSION = (
     "INSERT INTO sessions (id, user_id, tenant_id, created_at, updated_at, updated_us, version,"
@@ -147,10 +154,16 @@ async def _migrate_v1(db: aiosqlite.Connection, path: str) -> None:
     await _script(db, _PARTIAL_INDEXES)
 
 
+async def _migrate_v2(db: aiosqlite.Connection, path: str) -> None:
+    """v2 -> v3: the incarnation column (NULL: the session predates incarnations)."""
+    await db.execute(_INCARNATION)
+
+
 #: ``_MIGRATIONS[n]`` upgrades a file from layout ``n`` to ``n + 1``.
 _MIGRATIONS: dict[int, Callable[[aiosqlite.Connection, str], Awaitable[None]]] = {
     0: _migrate_v0,
     1: _migrate_v1,
+    2: _migrate_v2,
 }
 
 
@@ -185,7 +198,7 @@ async def ensure_schema(db: aiosqlite.Connection, path: str) -> None:
         if version == 0:
             tables = await _tables(db)
             if not tables:
-                await _script(db, SCHEMA_V2)
+                await _script(db, SCHEMA_V3)
                 version = SCHEMA_VERSION
             elif "header" not in tables.get("sessions", set()) or "entries" not in tables:
                 raise StoreError(

@@ -14,33 +14,36 @@ from typing import Any, NoReturn, TypeVar
 
 import aiosqlite
 
-from spectra_core.durations import Duration, parse_duration
-from spectra_core.errors import (
-    ConflictError,
-    InvalidArgumentError,
-    SessionNotFound,
-    StoreError,
-)
-from spectra_core.ids import validate_id
-from spectra_core.models import CompactionEntry, Entry, ModelChangeEntry, PartialLoad, Session
-from spectra_core.serde import (
+from spectra_core.backend import (
     FORMAT_VERSION,
-    bulk_decoding,
-    entries_from_json_lines,
-    entry_from_json,
-    header_from_dict,
-    header_texts,
-    loads,
-)
-from spectra_core.store import (
+    CompactionEntry,
+    ConflictError,
+    Duration,
+    Entry,
+    InvalidArgumentError,
+    ModelChangeEntry,
+    PartialLoad,
+    PendingSave,
+    Session,
     SessionFilter,
     SessionInfo,
+    SessionNotFoundError,
     SessionPage,
     StoreBase,
+    StoreError,
+    bulk_decoding,
     cut_page,
+    entries_from_json_lines,
+    entry_from_json,
     epoch_micros,
     keyset_sql,
+    loads,
+    parse_duration,
+    prepare_save,
+    session_from_stored,
+    validate_id,
 )
+from spectra_core.serde import header_from_dict, header_texts
 
 from ._options import SqliteStoreOptions, Synchronous, check_synchronous
 from ._rows import Node, fetch
@@ -57,7 +60,7 @@ _REOPEN_AFTER = ("SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_NOTADB", "SQLITE_COR
 _ENTRY_DATA = "SELECT CAST(data AS BLOB) FROM entries WHERE session_id = ? ORDER BY seq"
 _HEADER_COLUMNS = (
     "id, user_id, tenant_id, created_at, updated_at, version, leaf_id, forked_from, config,"
-    " entry_count, format"
+    " entry_count, format, incarnation"
 )
 _HEADER_NAMES = tuple(_HEADER_COLUMNS.replace(",", " ").split())
 # A whole session in one statement: the header as a JSON object (sort key -1, so first),
@@ -316,59 +319,51 @@ class SQLiteSessionStore(StoreBase):
         except Exception as exc:
             raise self._corrupt(session_id, f"entry {entry_id!r} (#{seq})", exc) from exc
 
-    async def _header(self, db: aiosqlite.Connection, session_id: str) -> tuple[Session, int]:
-        """The session's header (no entries) and its number of stored entries."""
+    async def _header(
+        self, db: aiosqlite.Connection, session_id: str
+    ) -> tuple[dict[str, Any], int]:
+        """The session's header (JSON values) and its number of stored entries."""
         rows = await fetch(
             db, f"SELECT {_HEADER_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
         )
         if not rows:
-            raise SessionNotFound(session_id)
+            raise SessionNotFoundError(session_id)
         return self._header_of(session_id, rows[0])
 
-    def _header_of(self, session_id: str, values: Sequence[Any]) -> tuple[Session, int]:
+    def _header_of(self, session_id: str, values: Sequence[Any]) -> tuple[dict[str, Any], int]:
         """The header and entry count from the values of ``_HEADER_COLUMNS``."""
-        (sid, user, tenant, created, updated, version, leaf, forked, config, count, fmt) = values
+        (sid, user, tenant, created, updated, version, leaf, forked, config, count, fmt, inc) = (
+            values
+        )
         if fmt > FORMAT_VERSION:
             raise StoreError(
                 f"session {session_id!r} in {self.path} was written in format {fmt} by a "
                 f"newer spectra; this one reads up to {FORMAT_VERSION}: upgrade spectra"
             )
         try:
-            fields = header_from_dict(
-                {
-                    "id": sid,
-                    "user_id": user,
-                    "tenant_id": tenant,
-                    "created_at": created,
-                    "updated_at": updated,
-                    "version": version,
-                    "leaf_id": leaf,
-                    "forked_from": None if forked is None else loads(forked),
-                    "config": loads(config),
-                }
-            )
-        except Exception as exc:
+            header = {
+                "id": sid,
+                "user_id": user,
+                "tenant_id": tenant,
+                "created_at": created,
+                "updated_at": updated,
+                "version": version,
+                "leaf_id": leaf,
+                "forked_from": None if forked is None else loads(forked),
+                "config": loads(config),
+                "incarnation": inc,
+            }
+        except ValueError as exc:
             raise self._corrupt(session_id, "the header", exc) from exc
-        return Session(**fields), count
+        return header, count
 
-    @staticmethod
     def _with_entries(
-        header: Session, entries: list[Entry], partial: PartialLoad | None = None
+        self, header: dict[str, Any], entries: list[Entry], partial: PartialLoad | None = None
     ) -> Session:
-        return Session(
-            id=header.id,
-            created_at=header.created_at,
-            updated_at=header.updated_at,
-            user_id=header.user_id,
-            tenant_id=header.tenant_id,
-            config=header.config,
-            forked_from=header.forked_from,
-            leaf_id=header.leaf_id,
-            version=header.version,
-            entries=entries,
-            partial=partial,
-            saved_count=len(entries),
-        )
+        try:
+            return session_from_stored(header, entries, partial=partial)
+        except ValueError as exc:
+            raise self._corrupt(str(header["id"]), "the header", exc) from exc
 
     async def load(self, session_id: str) -> Session:
         """The whole session, or SessionNotFound.
@@ -388,7 +383,7 @@ class SQLiteSessionStore(StoreBase):
                 result = await db.execute_fetchall(_LOAD, (session_id,))
                 rows = result if isinstance(result, list) else list(result)
                 if not rows or rows[0][0] != -1:
-                    raise SessionNotFound(session_id)
+                    raise SessionNotFoundError(session_id)
                 head = loads(rows[0][1])
                 data = [d for _, d in rows]
                 # aiosqlite's thread holds this very list until its next call: free the
@@ -451,7 +446,7 @@ class SQLiteSessionStore(StoreBase):
 
         async def work(db: aiosqlite.Connection) -> Session:
             header, total = await self._header(db, session_id)
-            leaf_id = header.leaf_id
+            leaf_id = header["leaf_id"]
             if leaf_id is None:
                 return self._with_entries(header, [], PartialLoad(None, None) if total else None)
             leaf = await self._node(db, session_id, leaf_id)
@@ -536,17 +531,16 @@ class SQLiteSessionStore(StoreBase):
         written in one transaction that holds the write lock from its start, so a stale
         copy gets ConflictError and nothing is written.
         """
-        validate_id(session.id)
-        new = list(session.unsaved_entries)
+        pending = prepare_save(session)
+        new = pending.new_entries
         for e in new:
             validate_id(e.id, "entry id")
         created, updated, forked, config = header_texts(session)
-        version = session.version + 1
         statements = save_statements(
             (
                 session.id,
                 session.version,
-                version,
+                pending.version,
                 session.user_id,
                 session.tenant_id,
                 created,
@@ -556,6 +550,7 @@ class SQLiteSessionStore(StoreBase):
                 forked,
                 config,
                 FORMAT_VERSION,
+                pending.incarnation,
             ),
             new,
         )
@@ -574,21 +569,26 @@ class SQLiteSessionStore(StoreBase):
                         await db.execute_fetchall(sql, params)
                     await db.execute("COMMIT")
             except BaseException as exc:
-                await self._save_failed(db, exc, session)
-        session.mark_saved(version)
+                await self._save_failed(db, exc, pending)
+        pending.done()
 
     async def _save_failed(
-        self, db: aiosqlite.Connection, exc: BaseException, session: Session
+        self, db: aiosqlite.Connection, exc: BaseException, pending: PendingSave
     ) -> NoReturn:
         """Raise the error of a failed save: ConflictError for the trigger's version
         check, a StoreError naming a reused entry id, else as :meth:`_fail` does."""
+        session = pending.session
         try:
             if isinstance(exc, sqlite3.IntegrityError) and str(exc) == CONFLICT:
                 if db.in_transaction:
                     await db.execute("ROLLBACK")
-                stored = await fetch(db, "SELECT version FROM sessions WHERE id = ?", (session.id,))
-                actual = stored[0][0] if stored else None
-                raise ConflictError(session.id, session.version, actual) from None
+                stored = await fetch(
+                    db, "SELECT version, incarnation FROM sessions WHERE id = ?", (session.id,)
+                )
+                version, incarnation = stored[0] if stored else (None, None)
+                error = pending.conflict(version, incarnation)
+                # (None: the stored session changed again since the trigger's check)
+                raise error or ConflictError(session.id, session.version, version) from None
             await self._fail(db, exc, f"saving session {session.id!r}")
         except sqlite3.Error as error:  # reading the stored version failed
             await self._fail(db, error, f"saving session {session.id!r}")
@@ -607,7 +607,7 @@ class SQLiteSessionStore(StoreBase):
         async def work(db: aiosqlite.Connection) -> None:
             async with db.execute("DELETE FROM sessions WHERE id = ?", (session_id,)) as cur:
                 if cur.rowcount == 0:
-                    raise SessionNotFound(session_id)
+                    raise SessionNotFoundError(session_id)
             await db.execute("DELETE FROM entries WHERE session_id = ?", (session_id,))
 
         await self._transaction("BEGIN IMMEDIATE", work, f"deleting session {session_id!r}")

@@ -12,7 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from spectra_core import AssistantMessage, Session, SessionManager, SessionNotFound, StoreError
+from spectra_core import (
+    AssistantMessage,
+    ConflictError,
+    Session,
+    SessionManager,
+    SessionNotFound,
+    StoreError,
+)
 from spectra_core.serde import entry_to_dict, header_to_dict
 from spectra_core.store import SessionFilter
 from spectra_core.testing import FakeClock
@@ -203,6 +210,7 @@ def _v1_indexes(db: Path) -> None:
     v1 = [line for line in SCHEMA_V1.splitlines() if "_by_user" in line or "_by_tenant" in line]
     assert len(v1) == 2
     _sql(db, "DROP INDEX sessions_by_user", "DROP INDEX sessions_by_tenant", *v1)
+    _sql(db, "ALTER TABLE sessions DROP COLUMN incarnation")  # added by version 3
     _sql(db, "PRAGMA user_version = 1")
 
 
@@ -220,10 +228,12 @@ async def test_version_one_file_migrates_to_partial_indexes(
     await first.aclose()
     _v1_indexes(db_path)
     assert _sql(db_path, "PRAGMA user_version") == [(1,)]
+    for s in (anonymous, user_only, both):
+        s.incarnation = None  # as a release writing version 1 made them
 
     store = open_store()
     await store.ping()
-    assert _sql(db_path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(2,)]
+    assert _sql(db_path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(3,)]
     indexes = dict(
         _sql(db_path, "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql NOT NULL")
     )
@@ -352,3 +362,26 @@ async def test_a_load_leaves_the_collector_as_it_found_it(
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+async def test_version_two_file_gains_incarnations(open_store: OpenStore, db_path: Path) -> None:
+    first = open_store()
+    manager = SessionManager(first, clock=FakeClock())
+    old = await manager.create(session_id="old")
+    await first.aclose()
+    _sql(db_path, "ALTER TABLE sessions DROP COLUMN incarnation", "PRAGMA user_version = 2")
+    old.incarnation = None  # as a release writing version 2 made it
+
+    store = open_store()
+    manager.store = store
+    stale = await manager.load("old")
+    assert stale.incarnation is None
+    assert _sql(db_path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    manager.append_message(old, "saved after the migration")
+    await manager.save(old)  # a session without an incarnation still saves
+    await manager.delete("old")
+    again = await manager.create(session_id="old")
+    assert again.incarnation is not None
+    assert stale.version == again.version  # only the incarnation tells them apart
+    with pytest.raises(ConflictError, match="created again"):
+        await manager.save(stale)
