@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-import os
 import threading
-import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
+
+from spectra_core.backend import reset_after_fork
 
 __all__ = ["SessionThreads"]
 
@@ -33,7 +33,7 @@ class SessionThreads:
         self._pools: list[ThreadPoolExecutor | None] = [None] * count
         self._name = name
         self._guard = threading.Lock()
-        _LIVE.add(self)
+        reset_after_fork(self, _forget_threads)
 
     def _pool(self, key: str) -> ThreadPoolExecutor:
         i = hash(key) % len(self._pools)
@@ -61,16 +61,8 @@ class SessionThreads:
                 pool.shutdown(wait=False)
 
 
-#: Every SessionThreads alive, for the fork handler below.
-_LIVE: weakref.WeakSet[SessionThreads] = weakref.WeakSet()
-
-
-def _forget_threads_after_fork() -> None:
+def _forget_threads(threads: SessionThreads) -> None:
     """In a forked child the parent's threads do not exist: an executor would queue work
     for them forever. Start afresh, as if no work had run yet."""
-    for threads in list(_LIVE):
-        threads._pools = [None] * len(threads._pools)
-        threads._guard = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_threads_after_fork)
+    threads._pools = [None] * len(threads._pools)
+    threads._guard = threading.Lock()

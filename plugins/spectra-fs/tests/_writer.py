@@ -75,12 +75,12 @@ async def die_after_save(directory: str, sid: str) -> None:
 
 
 async def die_before_write(directory: str, sid: str) -> None:
-    from spectra_fs import _store
+    from spectra_fs import _files
 
     def die(*_: object) -> None:
         os._exit(9)
 
-    _store._write_all = die  # type: ignore[assignment]
+    _files.write_all = die  # type: ignore[assignment]
     store = FileSystemSessionStore(directory)
     manager = SessionManager(store)
     s = await manager.load(sid)

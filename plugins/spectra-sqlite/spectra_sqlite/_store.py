@@ -6,7 +6,6 @@ import asyncio
 import os
 import sqlite3
 import threading
-import weakref
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from contextlib import suppress
 from pathlib import Path
@@ -40,6 +39,7 @@ from spectra_core.backend import (
     loads,
     parse_duration,
     prepare_save,
+    reset_after_fork,
     session_from_stored,
     validate_id,
 )
@@ -126,25 +126,19 @@ def _daemonize(connection: aiosqlite.Connection) -> None:
         thread.daemon = True
 
 
-#: Every store alive, for the fork handler below.
-_LIVE: weakref.WeakSet[SQLiteSessionStore] = weakref.WeakSet()
 #: In a forked child: the connections of the parent, kept and never used or closed
 #: (SQLite: a connection must not cross a fork; closing it in the child could touch the
 #: parent's WAL).
 _INHERITED: list[aiosqlite.Connection] = []
 
 
-def _new_connections_after_fork() -> None:
-    """In a forked child the parent's aiosqlite thread does not exist: a store would
-    queue statements for it forever. Each store opens its own connection on next use."""
-    for store in list(_LIVE):
-        if store._db is not None:
-            _INHERITED.append(store._db)
-            store._db = None
-        store._lock = asyncio.Lock()
-
-
-os.register_at_fork(after_in_child=_new_connections_after_fork)
+def _new_connection_after_fork(store: SQLiteSessionStore) -> None:
+    """In a forked child the parent's aiosqlite thread does not exist: the store would
+    queue statements for it forever. It opens its own connection on next use."""
+    if store._db is not None:
+        _INHERITED.append(store._db)
+        store._db = None
+    store._lock = asyncio.Lock()
 
 
 class SQLiteSessionStore(StoreBase):
@@ -171,7 +165,7 @@ class SQLiteSessionStore(StoreBase):
         self._db: aiosqlite.Connection | None = None
         self._json_functions = True  # SQLite's JSON functions (a build may omit them)
         self._lock = asyncio.Lock()
-        _LIVE.add(self)
+        reset_after_fork(self, _new_connection_after_fork)
 
     @classmethod
     def from_options(cls, options: SqliteStoreOptions) -> SQLiteSessionStore:
