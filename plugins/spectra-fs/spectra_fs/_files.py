@@ -76,7 +76,7 @@ class Tail:
     """What a save knows of its session file after writing it, kept with the open file
     for the next save: valid while the file's size is still ``size`` (nobody appended)."""
 
-    __slots__ = ("count", "fd", "ino", "known", "leaf", "size", "version")
+    __slots__ = ("count", "fd", "incarnation", "ino", "known", "leaf", "size", "version")
 
     def __init__(
         self,
@@ -87,9 +87,11 @@ class Tail:
         leaf: int,
         count: int,
         known: dict[str, tuple[int, int, int]],
+        incarnation: object = None,
     ) -> None:
         self.fd, self.ino, self.size = fd, ino, size
         self.version, self.leaf, self.count, self.known = version, leaf, count, known
+        self.incarnation = incarnation
 
 
 #: Session files kept open between saves (least recently saved closed first).
@@ -259,6 +261,7 @@ class Files:
                 int(commit["leaf"]),
                 int(commit["count"]),
                 {},
+                commit["commit"].get("incarnation"),
             )
         except BaseException:
             os.close(h.fd)

@@ -12,7 +12,6 @@ import structlog
 
 from spectra_core.backend import (
     InvalidArgumentError,
-    Session,
     SessionFilter,
     SessionInfo,
     SessionPage,
@@ -23,7 +22,7 @@ from spectra_core.serde import FORMAT_VERSION
 
 from ._files import MAX_ROWS, SUFFIX, TMP, Files, file_stamp
 from ._format import Corrupt, LineReader, last_commit, parse_header, read_legacy
-from ._load import fields_of, info_of
+from ._load import info_of
 
 __all__ = ["Listing"]
 
@@ -158,7 +157,7 @@ class Listing(Files):
                     info = self._info(fd, size)
                 elif 0 <= fmt < FORMAT_VERSION:
                     header, _e = read_legacy(fmt, os.pread(fd, size, 0), "file")
-                    info = SessionInfo.of(Session(**fields_of(header)))
+                    info = info_of(header)
                 else:
                     raise Corrupt(f"unsupported format {fmt}")
                 self._check_id(session_id, info.id)

@@ -22,14 +22,15 @@ from spectra_core.backend import (
     bulk_decoding,
     entry_from_json,
     loads,
+    session_from_stored,
     validate_id,
 )
-from spectra_core.serde import entry_records_from_json_lines, header_from_dict
+from spectra_core.serde import entry_records_from_json_lines
 
 from ._files import SUFFIX, Files
 from ._format import Corrupt, LineReader, last_commit, split_entry
 
-__all__ = ["Loading", "fields_of", "info_of"]
+__all__ = ["Loading", "info_of"]
 
 log = structlog.get_logger("spectra_fs")
 
@@ -53,15 +54,15 @@ class Loading(Files):
         read = _read_clean(data)
         commit, entries = read if read is not None else self._read_careful(path, data)
         try:
-            fields = fields_of(commit["commit"])
-        except (ValueError, TypeError, KeyError) as exc:
+            session = session_from_stored(commit["commit"], entries)
+        except ValueError as exc:
             raise Corrupt(f"the last commit does not convert: {exc}") from None
-        self._check_id(session_id, fields.get("id"))
+        self._check_id(session_id, session.id)
         if commit.get("count") != len(entries):
             raise Corrupt(
                 f"the last commit counts {commit.get('count')} entries, found {len(entries)}"
             )
-        return Session(**fields, entries=entries, saved_count=len(entries))
+        return session
 
     def _read_careful(self, path: Path, data: bytes) -> tuple[dict[str, Any], list[Entry]]:
         """The last commit and the committed entries, line by line: drops (with a
@@ -131,19 +132,22 @@ class Loading(Files):
                 mc = _entry_record(reader.line(walked[0][1]), walked[0][1])[2]
                 if isinstance(mc, ModelChangeEntry):
                     model = mc.model
-            fields = fields_of(commit["commit"])
         except (ValueError, TypeError, KeyError) as exc:
             raise Corrupt(f"a record does not convert: {exc}") from None
         finally:
             os.close(h.fd)
-        self._check_id(session_id, fields.get("id"))
         kept = [e for e, _m in walked[start:]]
         partial = (
             PartialLoad(kept[0].id if kept else None, model)
             if len(kept) != commit["count"]
             else None
         )
-        return Session(**fields, entries=kept, partial=partial, saved_count=len(kept))
+        try:
+            session = session_from_stored(commit["commit"], kept, partial=partial)
+        except ValueError as exc:
+            raise Corrupt(f"a record does not convert: {exc}") from None
+        self._check_id(session_id, session.id)
+        return session
 
 
 _COMMIT_RECORD = b'{"commit":'
@@ -237,14 +241,8 @@ def _entry_record(line: bytes, off: int) -> tuple[int, int, Entry]:
 
 
 def info_of(header: dict[str, Any]) -> SessionInfo:
+    """The listing row of a stored header; Corrupt if it does not convert."""
     try:
-        fields = fields_of(header)
-    except (ValueError, TypeError, KeyError) as exc:
+        return SessionInfo.of(session_from_stored(header))
+    except ValueError as exc:
         raise Corrupt(f"the commit header does not convert: {exc}") from None
-    return SessionInfo.of(Session(**fields))
-
-
-def fields_of(header: dict[str, Any]) -> dict[str, Any]:
-    fields = header_from_dict(header)
-    fields.pop("partial", None)
-    return fields

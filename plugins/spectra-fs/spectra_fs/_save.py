@@ -17,11 +17,14 @@ from spectra_core.backend import (
     ConflictError,
     Entry,
     ModelChangeEntry,
+    PendingSave,
     Session,
     SessionInfo,
     SessionNotFoundError,
     entry_from_dict,
     entry_to_json,
+    prepare_save,
+    session_from_stored,
     validate_id,
 )
 from spectra_core.serde import header_to_dict
@@ -39,7 +42,6 @@ from ._format import (
     read_legacy,
 )
 from ._listing import Listing
-from ._load import fields_of
 
 __all__ = ["Saving"]
 
@@ -118,10 +120,9 @@ class Saving(Listing):
         header, raw = read_legacy(fmt, os.pread(fd, size, 0), "file")
         try:
             entries = [entry_from_dict(d) for d in raw]
-            fields = fields_of(header)
+            session = session_from_stored(header, entries)
         except (ValueError, TypeError, KeyError) as exc:
             raise Corrupt(f"format {fmt} data does not convert: {exc}") from None
-        session = Session(**fields, entries=entries, saved_count=len(entries))
         self._check_id(session_id, session.id)
         head = encode_header(header_of(session))
         body, offsets = encode_entries(len(head), entries, missing_parent)
@@ -143,22 +144,20 @@ class Saving(Listing):
     async def save(self, session: Session) -> None:
         validate_id(session.id)
         async with self._lock(session.id):
-            version = await self._threads.run(
+            pending = await self._threads.run(
                 session.id, self._guard, "save", session.id, lambda p: self._save_sync(p, session)
             )
-        session.mark_saved(version)
+        pending.done()
 
-    def _save_sync(self, path: Path, session: Session) -> int:
-        header = header_of(session)
-        version = session.version + 1
-        header["version"] = version
-        new = list(session.unsaved_entries)
-        if session.version == 0:
-            info = attrs.evolve(SessionInfo.of(session), version=version)
-            self._create(path, session, header, new, info)
+    def _save_sync(self, path: Path, session: Session) -> PendingSave:
+        pending = prepare_save(session)
+        header = pending.header()
+        if pending.creating:
+            info = attrs.evolve(SessionInfo.of(session), version=pending.version)
+            self._create(path, session, header, pending.new_entries, info)
         else:
-            self._append(path, session, header, new)
-        return version
+            self._append(path, pending, header)
+        return pending
 
     def _create(
         self,
@@ -201,24 +200,19 @@ class Saving(Listing):
             tmp.unlink(missing_ok=True)
         self._finish(token, session.id, info, stamp)
 
-    def _append(
-        self,
-        path: Path,
-        session: Session,
-        header: dict[str, Any],
-        new: list[Entry],
-    ) -> None:
+    def _append(self, path: Path, pending: PendingSave, header: dict[str, Any]) -> None:
+        session, new = pending.session, pending.new_entries
         tail = self._locked_tail(session.id, path)
         if tail is None:
             raise ConflictError(session.id, session.version, None)
         fd, end = tail.fd, tail.size
         keep = False
         try:
-            if tail.version != session.version:
-                stored = tail.version
-                raise ConflictError(
-                    session.id, session.version, stored if isinstance(stored, int) else None
-                )
+            stored, incarnation = tail.version, tail.incarnation
+            pending.check(
+                stored if isinstance(stored, int) else None,
+                incarnation if isinstance(incarnation, str) else None,
+            )
             locator = _Locator(LineReader(fd, end), tail.leaf, end, tail.known)
             body, lines = encode_entries(end, new, locator.find)
             if session.leaf_id is None:
