@@ -1,38 +1,42 @@
 """The session store conformance suite.
 
-Subclass it in a plugin's tests and provide a ``store`` fixture yielding a fresh, empty
-store; durable stores also override :meth:`reopen` so persistence is checked::
+Subclass it in a plugin's tests and say how to make a fresh, empty store; a durable store
+also says how another process opens a store over the same data (which checks what saves
+made durable, and runs the fork, multi-process and exit tests)::
 
     class TestMyStore(SessionStoreConformance):
-        @pytest.fixture
-        async def store(self, tmp_path):
-            async with MyStore(tmp_path) as s:
-                yield s
+        async def make_store(self, workdir, namespace):
+            return MyStore(workdir / "data")
 
-Requires pytest-asyncio.
+        def store_recipe(self, store):
+            return StoreRecipe("my_store:MyStore", {"path": str(store.path)})
+
+A store on a shared server puts ``namespace`` (unique per test) in its key prefix or
+schema and removes it in :meth:`discard`. The hooks (``make_store``, ``store_recipe``,
+``reopen``, ``discard``, ``check_integrity``, ``supports_fork``, ``process_saves``) are
+documented in docs/writing-a-plugin.md. Overriding the ``store`` fixture instead of
+``make_store`` works too. Requires pytest-asyncio.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from ..errors import (
     ConflictError,
-    EntryNotFound,
-    InvalidArgumentError,
+    EntryNotFoundError,
     InvalidIdError,
-    SessionNotFound,
+    SessionNotFoundError,
 )
 from ..manager import SessionManager
-from ..models import AssistantMessage, AuditEntry, MessageEntry, Session, UserMessage
+from ..models import AssistantMessage, AuditEntry, MessageEntry, UserMessage
 from ..serde import session_to_dict
-from ..store import SessionFilter, SessionStore
-from ..tree import trim_to_active_branch
-from .clock import FakeClock
+from ..store import SessionStore
+from ._store_listing import ListingConformance
+from ._store_processes import ProcessConformance
 from .samples import every_entry_kind
 
 __all__ = ["SessionStoreConformance"]
@@ -40,25 +44,8 @@ __all__ = ["SessionStoreConformance"]
 BAD_IDS = ["", "../x", "/etc/passwd", "a/b", "a\x00b", "x" * 300, "..", ".hidden", "a b"]
 
 
-class SessionStoreConformance:
+class SessionStoreConformance(ListingConformance, ProcessConformance):
     """The behaviour every session store must show. See the module docstring."""
-
-    pytestmark = pytest.mark.asyncio
-
-    @pytest.fixture
-    def clock(self) -> FakeClock:
-        return FakeClock()
-
-    @pytest.fixture
-    def manager(self, store: SessionStore, clock: FakeClock) -> SessionManager:
-        return SessionManager(store, clock=clock)
-
-    async def reopen(self, store: SessionStore) -> SessionStore:
-        """A store over the same data as ``store`` (durable stores open a new instance)."""
-        return store
-
-    async def _reloaded(self, store: SessionStore, session_id: str) -> Session:
-        return await (await self.reopen(store)).load(session_id)
 
     # --- CRUD -------------------------------------------------------------------------
 
@@ -79,7 +66,7 @@ class SessionStoreConformance:
         assert loaded.user_id == "u1" and loaded.tenant_id == "t1"
 
     async def test_load_missing_raises_session_not_found(self, store: SessionStore) -> None:
-        with pytest.raises(SessionNotFound):
+        with pytest.raises(SessionNotFoundError):
             await store.load("does-not-exist")
 
     async def test_delete(self, manager: SessionManager) -> None:
@@ -87,9 +74,9 @@ class SessionStoreConformance:
         manager.append_message(s, "hi")
         await manager.save(s)
         await manager.delete(s.id)
-        with pytest.raises(SessionNotFound):
+        with pytest.raises(SessionNotFoundError):
             await manager.load(s.id)
-        with pytest.raises(SessionNotFound):
+        with pytest.raises(SessionNotFoundError):
             await manager.delete(s.id)
 
     async def test_save_after_delete_conflicts(self, manager: SessionManager) -> None:
@@ -98,7 +85,7 @@ class SessionStoreConformance:
         manager.append_message(s, "late")
         with pytest.raises(ConflictError):
             await manager.save(s)
-        with pytest.raises(SessionNotFound):
+        with pytest.raises(SessionNotFoundError):
             await manager.load(s.id)
 
     async def test_stale_copy_of_a_deleted_session_never_saves_over_a_new_one(
@@ -296,102 +283,10 @@ class SessionStoreConformance:
 
     async def test_fork_of_unknown_entry_raises(self, manager: SessionManager) -> None:
         s = await manager.create()
-        with pytest.raises(EntryNotFound):
+        with pytest.raises(EntryNotFoundError):
             await manager.fork(s.id, "nope")
-        with pytest.raises(SessionNotFound):
+        with pytest.raises(SessionNotFoundError):
             await manager.fork("missing-session")
-
-    # --- listing ----------------------------------------------------------------------
-
-    async def _populate(self, manager: SessionManager, clock: FakeClock, n: int) -> list[Session]:
-        out = []
-        for i in range(n):
-            clock.advance(60)
-            out.append(
-                await manager.create(user_id=f"u{i % 2}", tenant_id="t-a" if i < 3 else "t-b")
-            )
-        return out
-
-    async def test_list_filters(self, manager: SessionManager, clock: FakeClock) -> None:
-        made = await self._populate(manager, clock, 5)
-        everything = await manager.list()
-        assert [i.id for i in everything] == [s.id for s in reversed(made)]
-        assert everything.next_cursor is None
-        by_user = await manager.list(SessionFilter(user_id="u0"))
-        assert {i.id for i in by_user} == {made[0].id, made[2].id, made[4].id}
-        by_tenant = await manager.list(SessionFilter(tenant_id="t-b"))
-        assert {i.id for i in by_tenant} == {made[3].id, made[4].id}
-        both = await manager.list(SessionFilter(user_id="u1", tenant_id="t-a"))
-        assert [i.id for i in both] == [made[1].id]
-        window = await manager.list(
-            SessionFilter(updated_after=made[1].updated_at, updated_before=made[3].updated_at)
-        )
-        assert [i.id for i in window] == [made[2].id, made[1].id]
-
-    async def test_list_treats_naive_datetimes_as_utc(
-        self, manager: SessionManager, clock: FakeClock
-    ) -> None:
-        made = await self._populate(manager, clock, 4)
-
-        def naive(moment: datetime) -> datetime:
-            return moment.astimezone(UTC).replace(tzinfo=None)
-
-        window = await manager.list(
-            SessionFilter(
-                updated_after=naive(made[1].updated_at),
-                updated_before=naive(made[3].updated_at),
-            )
-        )
-        assert [i.id for i in window] == [made[2].id, made[1].id]
-
-    async def test_list_reflects_updates(self, manager: SessionManager, clock: FakeClock) -> None:
-        made = await self._populate(manager, clock, 3)
-        clock.advance(60)
-        oldest = await manager.load(made[0].id)
-        manager.append_message(oldest, "bump")
-        await manager.save(oldest)
-        page = await manager.list()
-        assert page.sessions[0].id == made[0].id
-        assert page.sessions[0].updated_at == oldest.updated_at
-        assert page.sessions[0].version == 2
-        later = await manager.list(
-            SessionFilter(updated_after=made[2].updated_at + timedelta(seconds=1))
-        )
-        assert [i.id for i in later] == [made[0].id]
-
-    async def test_list_paginates_without_gaps_or_duplicates(
-        self, manager: SessionManager, clock: FakeClock
-    ) -> None:
-        made = await self._populate(manager, clock, 7)
-        seen: list[str] = []
-        cursor = None
-        pages = 0
-        while True:
-            page = await manager.list(SessionFilter(limit=3, cursor=cursor))
-            pages += 1
-            seen.extend(i.id for i in page)
-            assert len(page) <= 3
-            cursor = page.next_cursor
-            if cursor is None:
-                break
-        assert pages == 3
-        assert seen == [s.id for s in reversed(made)]
-
-    async def test_list_with_same_timestamps_paginates(self, manager: SessionManager) -> None:
-        made = {(await manager.create()).id for _ in range(5)}
-        seen: list[str] = []
-        cursor = None
-        while True:
-            page = await manager.list(SessionFilter(limit=2, cursor=cursor))
-            seen.extend(i.id for i in page)
-            if (cursor := page.next_cursor) is None:
-                break
-        assert sorted(seen) == sorted(made)
-
-    async def test_list_rejects_bad_cursor(self, manager: SessionManager) -> None:
-        await manager.create()
-        with pytest.raises(InvalidArgumentError):
-            await manager.list(SessionFilter(cursor="not a cursor!"))
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -411,58 +306,3 @@ class SessionStoreConformance:
             if isinstance(e, MessageEntry)
         ]
         assert kinds == [UserMessage, AssistantMessage]
-
-    # --- bounded loading --------------------------------------------------------------
-
-    async def _long_session(self, manager: SessionManager) -> Session:
-        s = await manager.create({"model": {"id": "configured"}})
-        manager.append_message(s, "q0")
-        side = manager.append_message(s, AssistantMessage("a0"))
-        manager.append_model_change(s, "switched")
-        for i in range(1, 6):
-            manager.append_message(s, f"q{i}")
-            manager.append_message(s, AssistantMessage(f"a{i}"))
-        manager.branch(s, side.id)
-        manager.append_message(s, "side branch")
-        manager.branch(s, s.entries[-2].id)
-        await manager.save(s)
-        return s
-
-    async def test_load_active_branch_matches_trimmed_full_load(
-        self, manager: SessionManager
-    ) -> None:
-        s = await self._long_session(manager)
-        for tail in (None, 1, 3, 100):
-            part = await manager.load(s.id, active_branch=True, tail=tail)
-            expected = trim_to_active_branch(await manager.load(s.id), tail)
-            assert part.entries == expected.entries, tail
-            assert part.partial == expected.partial, tail
-            assert manager.build_context(part).model == manager.build_context(s).model
-        part = await manager.load(s.id, tail=3)
-        assert len(part.entries) == 3
-        assert part.partial is not None and part.partial.model is not None
-        assert part.partial.model.id == "switched"
-
-    async def test_load_active_branch_starts_at_last_compaction(
-        self, manager: SessionManager
-    ) -> None:
-        s = await self._long_session(manager)
-        branch = manager.get_branch(s)
-        kept = branch[-4]
-        comp = manager.append_compaction(s, "earlier stuff", kept.id, tokens_before=99)
-        manager.append_message(s, "after compaction")
-        await manager.save(s)
-        part = await manager.load(s.id, active_branch=True)
-        assert part.entries[0] == kept
-        assert comp in part.entries
-        assert manager.build_context(part) == manager.build_context(s)
-
-    async def test_partial_session_appends_and_saves(self, manager: SessionManager) -> None:
-        s = await self._long_session(manager)
-        part = await manager.load(s.id, tail=2)
-        new = manager.append_message(part, "appended to partial")
-        await manager.save(part)
-        full = await self._reloaded(manager.store, s.id)
-        assert full.entries[:-1] == s.entries
-        assert full.entries[-1] == new
-        assert full.leaf_id == new.id

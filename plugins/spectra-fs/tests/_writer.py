@@ -3,8 +3,6 @@
 Modes:
   crash DIR SEED          save to sessions crash-a / crash-b forever, printing
                           "<session> <entry id> <version>" after each acknowledged save
-  contend DIR SID N TAG   make N saves to SID, reloading and retrying on ConflictError;
-                          prints the number of conflicts at the end
   die-after-save DIR SID    save one entry, then die at once (its pending marker is
                           left in the listing index)
   die-before-write DIR SID  die after the listing index took the new row, before the
@@ -20,7 +18,7 @@ import sys
 
 import structlog
 
-from spectra_core import ConflictError, SessionManager, SessionNotFound
+from spectra_core import SessionManager, SessionNotFound
 from spectra_fs import FileSystemSessionStore
 
 
@@ -47,22 +45,6 @@ async def crash(directory: str, seed: int) -> None:
             for e in entries:
                 print(f"{sid} {e.id} {s.version}", flush=True)
             n += 1
-
-
-async def contend(directory: str, sid: str, count: int, tag: str) -> None:
-    conflicts = 0
-    async with FileSystemSessionStore(directory) as store:
-        manager = SessionManager(store)
-        for i in range(count):
-            while True:
-                s = await manager.load(sid, tail=1)
-                manager.append_message(s, f"{tag}-{i}")
-                try:
-                    await manager.save(s)
-                    break
-                except ConflictError:
-                    conflicts += 1
-    print(conflicts, flush=True)
 
 
 async def die_after_save(directory: str, sid: str) -> None:
@@ -93,8 +75,6 @@ def main() -> None:
     mode, *args = sys.argv[1:]
     if mode == "crash":
         asyncio.run(crash(args[0], int(args[1])))
-    elif mode == "contend":
-        asyncio.run(contend(args[0], args[1], int(args[2]), args[3]))
     elif mode == "die-after-save":
         asyncio.run(die_after_save(args[0], args[1]))
     elif mode == "die-before-write":

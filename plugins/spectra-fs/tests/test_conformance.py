@@ -1,26 +1,19 @@
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-
-from spectra_core import SessionStore
-from spectra_core.testing import SessionStoreConformance
+from spectra_core.store import SessionStore
+from spectra_core.testing import SessionStoreConformance, StoreRecipe
 from spectra_fs import FileSystemSessionStore
 
 
 class TestFileSystemSessionStore(SessionStoreConformance):
-    """The conformance suite; ``reopen`` reads through a new store on the same directory."""
+    """The conformance suite; reloads and other processes open the same directory."""
 
-    @pytest.fixture
-    async def store(self, tmp_path: Path) -> AsyncIterator[FileSystemSessionStore]:
-        self.reopened: list[FileSystemSessionStore] = []
-        async with FileSystemSessionStore(tmp_path / "sessions") as store:
-            yield store
-        for other in self.reopened:
-            await other.aclose()
+    async def make_store(self, workdir: Path, namespace: str) -> SessionStore:
+        return FileSystemSessionStore(workdir / "sessions")
 
-    async def reopen(self, store: SessionStore) -> SessionStore:
+    def store_recipe(self, store: SessionStore) -> StoreRecipe:
         assert isinstance(store, FileSystemSessionStore)
-        other = FileSystemSessionStore(store.directory, durability=store.durability)
-        self.reopened.append(other)
-        return other
+        return StoreRecipe(
+            "spectra_fs:FileSystemSessionStore",
+            {"directory": str(store.directory), "durability": store.durability},
+        )

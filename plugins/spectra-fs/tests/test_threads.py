@@ -8,7 +8,6 @@ import threading
 from pathlib import Path
 
 from spectra_core import SessionManager
-from spectra_core.testing import run_in_forked_child
 from spectra_fs import FileSystemSessionStore
 from spectra_fs._workers import SessionThreads
 
@@ -82,32 +81,3 @@ async def test_a_store_saves_a_session_on_one_thread(tmp_path: Path) -> None:
     assert len(before) == 11 and all(t is before[0] for t in before)  # create + 10 saves
     assert before[0] is not threading.main_thread()
     assert after is not before[0]  # the close let the thread go; a new one saved
-
-
-def test_a_forked_child_saves_with_the_store_of_its_parent(tmp_path: Path) -> None:
-    # The parent's store threads do not exist in the child; without the fork handler
-    # its first save would wait forever for them.
-    store = FileSystemSessionStore(tmp_path / "sessions")
-    manager = SessionManager(store)
-
-    async def first() -> str:
-        session = await manager.create()
-        manager.append_message(session, "from the parent")
-        await manager.save(session)
-        return session.id
-
-    session_id = asyncio.run(first())
-
-    async def in_child() -> None:
-        session = await manager.load(session_id)
-        manager.append_message(session, "from the child")
-        await manager.save(session)
-
-    run_in_forked_child(in_child)
-
-    async def check() -> list[str]:
-        loaded = await manager.load(session_id)
-        return [str(e.message.text) for e in loaded.entries]  # type: ignore[attr-defined]
-
-    assert asyncio.run(check()) == ["from the parent", "from the child"]
-    asyncio.run(store.aclose())

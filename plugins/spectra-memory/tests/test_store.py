@@ -1,13 +1,10 @@
-from collections.abc import AsyncIterator
+from pathlib import Path
 
-import pytest
-
+from spectra_core.store import SessionStore
 from spectra_core.testing import SessionStoreConformance
 from spectra_memory import InMemorySessionStore
 
 
 class TestInMemorySessionStore(SessionStoreConformance):
-    @pytest.fixture
-    async def store(self) -> AsyncIterator[InMemorySessionStore]:
-        async with InMemorySessionStore() as store:
-            yield store
+    async def make_store(self, workdir: Path, namespace: str) -> SessionStore:
+        return InMemorySessionStore()

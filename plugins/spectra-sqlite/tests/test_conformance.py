@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import sqlite3
 from pathlib import Path
 
-import pytest
-
 from spectra_core.store import SessionStore
-from spectra_core.testing import SessionStoreConformance
+from spectra_core.testing import SessionStoreConformance, StoreRecipe
 from spectra_sqlite import SQLiteSessionStore
 
 
 class TestSQLiteSessionStore(SessionStoreConformance):
-    @pytest.fixture
-    async def store(self, db_path: Path) -> AsyncIterator[SQLiteSessionStore]:
-        self.reopened: list[SQLiteSessionStore] = []
-        async with SQLiteSessionStore(db_path) as store:
-            yield store
-        for other in self.reopened:
-            await other.aclose()
+    async def make_store(self, workdir: Path, namespace: str) -> SessionStore:
+        return SQLiteSessionStore(workdir / "sessions.db")
 
-    async def reopen(self, store: SessionStore) -> SessionStore:
+    def store_recipe(self, store: SessionStore) -> StoreRecipe:
         assert isinstance(store, SQLiteSessionStore)
-        fresh = SQLiteSessionStore(store.path)
-        self.reopened.append(fresh)
-        return fresh
+        return StoreRecipe(
+            "spectra_sqlite:SQLiteSessionStore",
+            # writers in several processes wait for each other's write lock
+            {"db_path": str(store.path), "synchronous": store.synchronous, "busy_timeout": 30},
+        )
+
+    async def check_integrity(self, store: SessionStore) -> None:
+        assert isinstance(store, SQLiteSessionStore)
+        conn = sqlite3.connect(store.path)
+        try:
+            assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        finally:
+            conn.close()
