@@ -14,6 +14,7 @@ MODULES = [
     "spectra_core.config",
     "spectra_core.serde",
     "spectra_core.store",
+    "spectra_core.backend",
     "spectra_core.tree",
     "spectra_core.plugins",
     "spectra_core.hookspecs",
@@ -45,8 +46,8 @@ def test_core_exports_the_session_api() -> None:
         "ToolCall",
         "ImageContent",
         "ConflictError",
-        "SessionNotFound",
-        "EntryNotFound",
+        "SessionNotFoundError",
+        "EntryNotFoundError",
         "SpectraError",
         "ConfigError",
         "PluginError",
@@ -71,3 +72,45 @@ def test_core_never_imports_a_plugin() -> None:
         text = path.read_text()
         for plugin in ("spectra_memory", "spectra_fs", "spectra_sqlite", "spectra_redis"):
             assert f"import {plugin}" not in text and f"from {plugin}" not in text, path
+
+
+def test_the_first_release_error_names_are_the_same_classes() -> None:
+    from spectra_core import EntryNotFound, EntryNotFoundError, SessionNotFound
+    from spectra_core.errors import SessionNotFound as FromErrors
+
+    assert SessionNotFound is FromErrors is spectra_core.SessionNotFoundError
+    assert EntryNotFound is EntryNotFoundError
+
+
+def test_names_moved_to_the_backend_module_still_import_with_a_warning() -> None:
+    from spectra_core import backend
+
+    with pytest.warns(DeprecationWarning, match=r"spectra_core\.backend\.StoreBase"):
+        from spectra_core import StoreBase
+    assert StoreBase is backend.StoreBase
+    assert "StoreBase" not in spectra_core.__all__
+    with pytest.raises(AttributeError, match="no_such_name"):
+        spectra_core.no_such_name  # noqa: B018
+
+
+def test_backend_module_holds_what_a_store_author_needs() -> None:
+    from spectra_core import backend
+
+    for name in [
+        "StoreBase",
+        "SessionStore",
+        "BranchLoadingStore",
+        "prepare_save",
+        "PendingSave",
+        "session_from_stored",
+        "ConflictError",
+        "SessionNotFoundError",
+        "keyset_sql",
+        "page_of",
+        "entry_to_json",
+        "entry_from_json",
+        "reset_after_fork",
+        "hookimpl",
+        "Register",
+    ]:
+        assert name in backend.__all__
