@@ -42,6 +42,8 @@ from .errors import (
     SpectraError,
     StoreError,
 )
+from .errors import EntryNotFound as EntryNotFound  # the first release's names
+from .errors import SessionNotFound as SessionNotFound
 from .hookspecs import Register, hookimpl, hookspec
 from .ids import new_entry_id, new_session_id, validate_id
 from .manager import SessionManager
@@ -80,8 +82,6 @@ from .rate_limit import (
     RateLimitResult,
     Reservation,
 )
-from .errors import EntryNotFound as EntryNotFound  # the first release's names
-from .errors import SessionNotFound as SessionNotFound
 from .store import SessionFilter, SessionInfo, SessionPage, SessionStore
 from .tree import SessionContext, TreeNode
 

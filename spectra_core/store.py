@@ -157,9 +157,7 @@ def keyset_sql(
     numbered from ``first`` (pass ``first=3`` when the query already uses ``$1``, ``$2``).
     """
     if placeholder not in ("?", "$1", "%s"):
-        raise InvalidArgumentError(
-            f"placeholder must be '?', '$1' or '%s', got {placeholder!r}"
-        )
+        raise InvalidArgumentError(f"placeholder must be '?', '$1' or '%s', got {placeholder!r}")
     params: list[Any] = []
 
     def p(value: Any) -> str:

@@ -18,7 +18,7 @@ import sys
 
 import structlog
 
-from spectra_core import SessionManager, SessionNotFound
+from spectra_core import SessionManager, SessionNotFoundError
 from spectra_fs import FileSystemSessionStore
 
 
@@ -30,7 +30,7 @@ async def crash(directory: str, seed: int) -> None:
         for sid in ("crash-a", "crash-b"):
             try:
                 sessions[sid] = await manager.load(sid, tail=1)
-            except SessionNotFound:
+            except SessionNotFoundError:
                 sessions[sid] = await manager.create(session_id=sid)
                 print(f"{sid} - {sessions[sid].version}", flush=True)
         n = 0

@@ -1,6 +1,7 @@
 """In-memory backends for spectra (backend name ``memory``)."""
 
-from ._breaker import MemoryBreakerOptions, memory_breaker
+from ._breaker import MemoryBreakerOptions, create_memory_breaker
+from ._breaker import memory_breaker as memory_breaker  # the first release's name
 from ._limiter import MemoryLimiterOptions, create_memory_limiter
 from ._store import InMemorySessionStore, MemoryStoreOptions
 
@@ -9,6 +10,6 @@ __all__ = [
     "MemoryBreakerOptions",
     "MemoryLimiterOptions",
     "MemoryStoreOptions",
+    "create_memory_breaker",
     "create_memory_limiter",
-    "memory_breaker",
 ]

@@ -6,7 +6,7 @@ import attrs
 
 from spectra_core import CircuitBreakerOptions, Clock, DefaultCircuitBreaker
 
-__all__ = ["MemoryBreakerOptions", "memory_breaker"]
+__all__ = ["MemoryBreakerOptions", "create_memory_breaker", "memory_breaker"]
 
 
 @attrs.frozen
@@ -15,8 +15,12 @@ class MemoryBreakerOptions(CircuitBreakerOptions):
     (durations in seconds), state kept in this process."""
 
 
-def memory_breaker(
+def create_memory_breaker(
     options: MemoryBreakerOptions, *, clock: Clock | None = None
 ) -> DefaultCircuitBreaker:
     """A breaker whose state lives in process memory (``clock`` is for tests)."""
     return DefaultCircuitBreaker.from_options(options, clock=clock)
+
+
+#: The first release's name (factories of core classes are ``create_<backend>_<kind>``).
+memory_breaker = create_memory_breaker

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from spectra_core import Register, hookimpl
 
-from ._breaker import MemoryBreakerOptions, memory_breaker
+from ._breaker import MemoryBreakerOptions, create_memory_breaker
 from ._limiter import MemoryLimiterOptions, create_memory_limiter
 from ._store import InMemorySessionStore, MemoryStoreOptions
 
@@ -23,7 +23,7 @@ def spectra_register_session_stores(register: Register) -> None:
 def spectra_register_circuit_breakers(register: Register) -> None:
     register(
         "memory",
-        memory_breaker,
+        create_memory_breaker,
         MemoryBreakerOptions,
         description="Circuit breaker with its state in process memory.",
     )

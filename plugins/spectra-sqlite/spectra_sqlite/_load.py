@@ -155,7 +155,7 @@ class Loading:
             raise self._corrupt(str(header["id"]), "the header", exc) from exc
 
     async def load(self, session_id: str) -> Session:
-        """The whole session, or SessionNotFound.
+        """The whole session, or SessionNotFoundError.
 
         One statement (``_LOAD``): one read transaction and one trip to aiosqlite's
         thread; where SQLite lacks JSON functions, the header and the entries are read

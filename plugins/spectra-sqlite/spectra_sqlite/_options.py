@@ -1,4 +1,4 @@
-"""SqliteStoreOptions: the ``[store] backend = "sqlite"`` settings."""
+"""SQLiteStoreOptions: the ``[store] backend = "sqlite"`` settings."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ import attrs
 from spectra_core.durations import Duration, parse_duration
 from spectra_core.errors import InvalidArgumentError
 
-__all__ = ["SYNCHRONOUS_LEVELS", "SqliteStoreOptions", "Synchronous", "check_synchronous"]
+__all__ = [
+    "SYNCHRONOUS_LEVELS",
+    "SQLiteStoreOptions",
+    "SqliteStoreOptions",
+    "Synchronous",
+    "check_synchronous",
+]
 
 #: SQLite ``PRAGMA synchronous`` levels, weakest first.
 Synchronous: TypeAlias = Literal["off", "normal", "full", "extra"]
@@ -33,7 +39,7 @@ def _non_empty(_: object, attribute: attrs.Attribute[str], value: str) -> None:
 
 
 @attrs.frozen(kw_only=True)
-class SqliteStoreOptions:
+class SQLiteStoreOptions:
     """Options of the ``sqlite`` session store.
 
     - ``path``: the database file (created 0600 with its parent folders 0700 if missing).
@@ -50,3 +56,7 @@ class SqliteStoreOptions:
     path: str = attrs.field(validator=_non_empty)
     synchronous: str = attrs.field(default="full", converter=check_synchronous)
     busy_timeout: Duration = attrs.field(default=Duration(5.0), converter=parse_duration)
+
+
+#: The first release's name (acronyms are upper case, as in ``SQLiteSessionStore``): kept.
+SqliteStoreOptions = SQLiteStoreOptions

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from spectra_core import Register, hookimpl
 
-from ._options import SqliteStoreOptions
+from ._options import SQLiteStoreOptions
 from ._store import SQLiteSessionStore
 
 
@@ -13,6 +13,6 @@ def spectra_register_session_stores(register: Register) -> None:
     register(
         "sqlite",
         SQLiteSessionStore.from_options,
-        SqliteStoreOptions,
+        SQLiteStoreOptions,
         description="Sessions in a SQLite file (WAL, one row per entry, durable saves).",
     )

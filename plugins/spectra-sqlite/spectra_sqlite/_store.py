@@ -39,7 +39,7 @@ from spectra_core.serde import header_from_dict, header_texts
 from ._load import _WALK as _WALK  # (tests read the statements)
 from ._load import _WALK_IDS as _WALK_IDS
 from ._load import Loading
-from ._options import SqliteStoreOptions, Synchronous, check_synchronous
+from ._options import SQLiteStoreOptions, Synchronous, check_synchronous
 from ._rows import fetch
 from ._save import CONFLICT, SAVE_DDL, save_statements
 from ._schema import ensure_schema
@@ -103,7 +103,7 @@ class SQLiteSessionStore(Loading, StoreBase):
     entries and updates the header, so its cost does not grow with the session. The
     connection opens on first use; tasks of one process share it under a lock, other
     processes wait up to ``busy_timeout`` for the write lock. ``synchronous`` is the
-    SQLite level that decides when a save is acknowledged (see :class:`SqliteStoreOptions`).
+    SQLite level that decides when a save is acknowledged (see :class:`SQLiteStoreOptions`).
     """
 
     def __init__(
@@ -122,7 +122,7 @@ class SQLiteSessionStore(Loading, StoreBase):
         reset_after_fork(self, _new_connection_after_fork)
 
     @classmethod
-    def from_options(cls, options: SqliteStoreOptions) -> SQLiteSessionStore:
+    def from_options(cls, options: SQLiteStoreOptions) -> SQLiteSessionStore:
         return cls(options.path, synchronous=options.synchronous, busy_timeout=options.busy_timeout)
 
     def __repr__(self) -> str:
@@ -332,7 +332,7 @@ class SQLiteSessionStore(Loading, StoreBase):
             raise
 
     async def delete(self, session_id: str) -> None:
-        """Delete a session and its entries, or raise SessionNotFound."""
+        """Delete a session and its entries, or raise SessionNotFoundError."""
         validate_id(session_id)
 
         async def work(db: aiosqlite.Connection) -> None:

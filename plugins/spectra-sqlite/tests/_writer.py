@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from spectra_core import SessionManager, SessionNotFound
+from spectra_core import SessionManager, SessionNotFoundError
 from spectra_sqlite import SQLiteSessionStore
 
 
@@ -18,7 +18,7 @@ async def crash(db: str, session_id: str) -> None:
         manager = SessionManager(store)
         try:
             s = await manager.load(session_id, tail=5)
-        except SessionNotFound:
+        except SessionNotFoundError:
             s = await manager.create(session_id=session_id)
         i = 0
         while True:

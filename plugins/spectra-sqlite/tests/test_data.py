@@ -17,7 +17,7 @@ from spectra_core import (
     ConflictError,
     Session,
     SessionManager,
-    SessionNotFound,
+    SessionNotFoundError,
     StoreError,
 )
 from spectra_core.serde import entry_to_dict, header_to_dict
@@ -334,7 +334,7 @@ async def test_a_load_reads_the_same_with_or_without_sqlite_json_functions(
     assert store._json_functions  # this machine's SQLite has them
     store._json_functions = json_functions
     assert await store.load(a.id) == a and await store.load(b.id) == b
-    with pytest.raises(SessionNotFound):
+    with pytest.raises(SessionNotFoundError):
         await store.load("no-such-session")
 
 
@@ -349,7 +349,7 @@ async def test_a_load_leaves_the_collector_as_it_found_it(
     _, a, b = await _two_sessions(store)
     assert await store.load(a.id) == a
     assert gc.isenabled()
-    with pytest.raises(SessionNotFound):
+    with pytest.raises(SessionNotFoundError):
         await store.load("missing")
     assert gc.isenabled()
     _sql(db_path, f"UPDATE entries SET data = 'oops' WHERE id = '{a.entries[2].id}'")

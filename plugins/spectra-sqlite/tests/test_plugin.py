@@ -16,9 +16,10 @@ def test_public_api() -> None:
     assert sorted(spectra_sqlite.__all__) == [
         "SCHEMA_VERSION",
         "SQLiteSessionStore",
+        "SQLiteStoreOptions",
         "SYNCHRONOUS_LEVELS",
-        "SqliteStoreOptions",
     ]
+    assert SqliteStoreOptions is spectra_sqlite.SQLiteStoreOptions  # the old name is kept
 
 
 async def test_entry_point_registers_sqlite_store(tmp_path: Path) -> None:
