@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from spectra_core import Register, hookimpl
+from spectra_core.backend import Register, hookimpl
 
 from ._store import AcmeSessionStore, AcmeStoreOptions
 
@@ -11,7 +11,7 @@ from ._store import AcmeSessionStore, AcmeStoreOptions
 def spectra_register_session_stores(register: Register) -> None:
     register(
         "acme",
-        lambda options: AcmeSessionStore(options.namespace),
+        AcmeSessionStore.from_options,
         AcmeStoreOptions,
-        description="Template store: sessions in a dict.",
+        description="Template store: sessions in a SQLite file (standard library).",
     )

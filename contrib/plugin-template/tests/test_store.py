@@ -1,13 +1,15 @@
-from collections.abc import AsyncIterator
+from pathlib import Path
 
-import pytest
 from spectra_acme import AcmeSessionStore
 
-from spectra_core.testing import SessionStoreConformance
+from spectra_core.store import SessionStore
+from spectra_core.testing import SessionStoreConformance, StoreRecipe
 
 
 class TestAcmeSessionStore(SessionStoreConformance):
-    @pytest.fixture
-    async def store(self) -> AsyncIterator[AcmeSessionStore]:
-        async with AcmeSessionStore() as store:
-            yield store
+    async def make_store(self, workdir: Path, namespace: str) -> SessionStore:
+        return AcmeSessionStore(workdir / "acme.db")
+
+    def store_recipe(self, store: SessionStore) -> StoreRecipe:
+        assert isinstance(store, AcmeSessionStore)
+        return StoreRecipe("spectra_acme:AcmeSessionStore", {"path": str(store.path)})
