@@ -23,8 +23,8 @@ class SessionThreads:
 
     With the loop's shared pool (``asyncio.to_thread``) consecutive saves of a session
     land on whichever idle thread the kernel wakes, which competes for the GIL with the
-    thread that just finished the previous save (medians 40-85 µs higher on a 2-vCPU VM,
-    docs/stores/fs.md). Saves of one session are serialized by the store anyway; other
+    thread that just finished the previous save (measured in docs/design/fs-store.md).
+    Saves of one session are serialized by the store anyway; other
     sessions still run in parallel on the other threads. Loads stay on the shared pool:
     a long one would hold up the saves of every session on its thread.
     """

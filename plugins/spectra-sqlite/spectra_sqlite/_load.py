@@ -166,8 +166,8 @@ class Loading:
         async def one_statement(db: aiosqlite.Connection) -> Session:
             # The collector is paused from the fetch on, as in the fs store's load: the
             # rows' tuples, made in aiosqlite's thread, would otherwise start a collection
-            # every 700 rows (13 during a 10,000-entry fetch, one of them of the middle
-            # generation) over objects that all live on or die together.
+            # every 700 rows over objects that all live on or die together (measured in
+            # docs/design/sqlite-store.md).
             with bulk_decoding():
                 result = await db.execute_fetchall(_LOAD, (session_id,))
                 rows = result if isinstance(result, list) else list(result)

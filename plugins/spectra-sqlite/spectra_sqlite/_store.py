@@ -287,8 +287,8 @@ class SQLiteSessionStore(Loading, StoreBase):
         )
 
         # Inline rather than through _transaction: a save runs once per message, and
-        # each Python call on its path counts (docs/stores/sqlite.md, "Where a save's
-        # time goes").
+        # each Python call on its path counts (docs/design/sqlite-store.md, "Where a
+        # save's time goes").
         async with self._lock:
             db = self._db if self._db is not None else await self._connected()
             try:

@@ -1,4 +1,4 @@
-"""Rough timings of the SQLite store (for docs/stores/sqlite.md; not a test).
+"""Rough timings of the SQLite store (for docs/stores/sqlite.md and docs/design/; not a test).
 
 Run from the repository root: ``uv run python plugins/spectra-sqlite/tools/measure.py``.
 """
