@@ -167,3 +167,16 @@ def test_store_recipe_opens_a_store_and_refuses_a_malformed_factory() -> None:
     assert recipe.open() == {"directory": "x"}  # type: ignore[comparison-overlap]
     with pytest.raises(InvalidArgumentError, match=r"package\.module:name"):
         StoreRecipe("no-colon").open()
+
+
+DOC = Path(__file__).parent.parent / "docs" / "writing-a-plugin.md"
+
+
+def test_every_backend_name_and_conformance_hook_is_documented() -> None:
+    from spectra_core import backend
+
+    text = DOC.read_text()
+    hooks = ["make_store", "discard", "store_recipe", "reopen", "check_integrity"]
+    hooks += ["supports_fork", "process_saves", "store_namespace"]
+    missing = [n for n in [*backend.__all__, *hooks] if f"`{n}" not in text]
+    assert not missing, f"docs/writing-a-plugin.md does not mention {missing}"
