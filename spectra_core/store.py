@@ -203,9 +203,10 @@ class SessionStore(Protocol):
     :class:`spectra_core.testing.SessionStoreConformance`.
 
     ``save`` writes only ``session.unsaved_entries`` and the header, and only if the
-    stored version still equals ``session.version`` (0: the session must not exist
-    yet); otherwise it raises :class:`~spectra_core.ConflictError` and writes nothing.
-    On success it calls ``session.mark_saved(new_version)``.
+    stored session is the one the copy was loaded from (same incarnation) at the copy's
+    version (0: no session may be stored under the id); otherwise it raises
+    :class:`~spectra_core.ConflictError` and writes nothing. ``prepare_save`` in
+    :mod:`spectra_core.backend` states the contract and does the checks.
     """
 
     async def load(self, session_id: str) -> Session: ...

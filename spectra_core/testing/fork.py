@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import time
+import warnings
 from collections.abc import Awaitable, Callable
 
 __all__ = ["run_in_forked_child"]
@@ -15,11 +16,18 @@ def run_in_forked_child(work: Callable[[], Awaitable[None]], timeout: float = 20
     """Fork; in the child run ``work()`` on a fresh event loop, then exit. Raise
     AssertionError if the child fails or hangs (killed after ``timeout`` seconds more).
 
-    Call it with no event loop running (from a plain test function): the child runs
-    ``asyncio.run``. Whatever the parent made before the fork (stores, managers) is
-    there in the child, which is the point: a backend must cope with being inherited.
+    Call it with no event loop running in the calling thread (from a plain test function,
+    or through ``asyncio.to_thread``): the child runs ``asyncio.run``. Whatever the parent
+    made before the fork (stores, managers) is there in the child, which is the point: a
+    backend must cope with being inherited.
     """
-    pid = os.fork()
+    with warnings.catch_warnings():
+        # Python 3.12+ warns when a process with threads forks: forking one is the point
+        # (a backend must cope with the threads it left behind).
+        warnings.filterwarnings(
+            "ignore", message=r"This process .* is multi-threaded", category=DeprecationWarning
+        )
+        pid = os.fork()
     if pid == 0:  # pragma: no cover - the child reports through its exit status
         code = 1
         try:
