@@ -15,7 +15,7 @@ from spectra_core.testing import FakeClock
 
 #: Modules that import plugins at the top; the core-alone nox session (which sets
 #: SPECTRA_CORE_ONLY) does not collect them. Everywhere else a missing plugin fails them.
-PLUGIN_MODULES = ["test_engine_crash.py", "test_engine_openai.py"]
+PLUGIN_MODULES = ["engine/test_crash.py", "engine/test_openai.py"]
 collect_ignore = PLUGIN_MODULES if os.environ.get("SPECTRA_CORE_ONLY") else []
 
 
