@@ -263,7 +263,7 @@ class Runner:
         except asyncio.CancelledError:
             self._end(run, status, error)
             raise
-        except Exception as exc:
+        except BaseException as exc:  # whatever the store raised, the run still ends
             note = f"could not save the session: {describe(exc)}"
             log.warning("run end not saved", error=note)
             if status is RunStatus.COMPLETED:
