@@ -1,0 +1,450 @@
+"""The engine's promises under arbitrary input, options, providers, tools and readers.
+
+Hypothesis draws what a careless or hostile caller, model server or tool could do: text
+with lone surrogates, images valid or not, options of any type, providers that raise
+anything (``BaseException`` subclasses included), stream garbage or hang, tools that
+fail, hang, nest or spam, readers that leave or abort. Whatever is drawn:
+
+* admission either refuses with a :class:`SpectraError` or admits the run;
+* an admitted run ends (hangs are ended by the run's timeout on a fake clock) with
+  exactly one terminal ``run_end``, its ``seq`` numbers contiguous;
+* it frees its slot and its session (the next run on the session is admitted);
+* ``stop(drain=True)`` returns, and every saved session still loads (from a reopened
+  store for SQLite).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+import stamina
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from spectra_core import (
+    AssistantMessage,
+    ImageContent,
+    SessionManager,
+    SessionStore,
+    SpectraError,
+    TextContent,
+    ToolCall,
+    UserMessage,
+)
+from spectra_core.agent import (
+    ModelRequest,
+    ProviderDone,
+    ProviderError,
+    ProviderEvent,
+    TextDelta,
+    ThinkingDelta,
+    ToolCallDelta,
+)
+from spectra_core.agent.tools import Tool, tool
+from spectra_core.engine import RunEvent, SessionEngine
+from spectra_core.testing import FakeClock
+
+pytestmark = pytest.mark.needs_plugins
+
+#: Seconds the fake clock moves when the run is stuck: past every timeout drawn here.
+STEP = 120.0
+ROUNDS = 12
+
+
+class Boom(BaseException):
+    """Not an Exception."""
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no message")
+
+
+ERRORS: list[Callable[[], BaseException]] = [
+    lambda: RuntimeError("bad \udcff thing"),
+    lambda: ProviderError("overloaded", retryable=True, retry_after=1.0),
+    lambda: ProviderError("bad request"),
+    lambda: ValueError("nope"),
+    Unprintable,
+    lambda: Boom("boom"),
+    lambda: SystemExit(2),
+    KeyboardInterrupt,
+    asyncio.CancelledError,
+    lambda: RecursionError("deep"),
+]
+
+
+@attrs.define
+class Stage:
+    """Shared by the drawn provider and tools of one example."""
+
+    hung: int = 0  # calls hanging now
+    changed: asyncio.Event = attrs.field(factory=asyncio.Event)  # one started or ended
+    stops: list[asyncio.Task[None]] = attrs.field(factory=list)
+
+    async def hang(self) -> None:
+        self.hung += 1
+        self.changed.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.hung -= 1
+            self.changed.set()
+
+
+STAGE = Stage()  # replaced per example, before any task uses it
+
+
+@tool
+def echo_back(text: str) -> str:
+    """Return the text."""
+    return text
+
+
+@tool
+def fail(kind: int) -> str:
+    """Raise something."""
+    raise ERRORS[kind % len(ERRORS)]()
+
+
+@tool(timeout=5)
+async def stall() -> str:
+    """Never return."""
+    await STAGE.hang()
+    return "never"
+
+
+@tool
+def nest(depth: int) -> Any:
+    """A deeply nested result."""
+    value: Any = "leaf"
+    for _ in range(min(max(depth, 0), 3_000)):
+        value = [value]
+    return value
+
+
+@tool
+def spam(n: int, progress: Any) -> str:
+    """Many progress updates."""
+    for i in range(min(max(n, 0), 2_000)):
+        progress(f"step {i}")
+    return "done"
+
+
+@tool
+def odd() -> object:
+    """A result that is not JSON."""
+    return object()
+
+
+TOOLS: list[Tool] = [echo_back, fail, stall, nest, spam, odd]
+
+# --- what is drawn -----------------------------------------------------------------------
+
+any_text = st.text(alphabet=st.characters(exclude_categories=()), max_size=40) | st.sampled_from(
+    ["hi", "\udc80", "a\ud800b", " ", "", "x" * 50]
+)
+valid_text = st.text(max_size=40).map(lambda t: "q" + t)
+png = base64.b64encode(b"\x89PNG....").decode()
+images = st.builds(
+    ImageContent,
+    st.sampled_from([png, png, "not base64", "", "\udc80"]),
+    st.sampled_from(["image/png", "image/jpeg", "text/plain", ""]),
+)
+
+
+def weighted(*choices: tuple[int, st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
+    """One of the strategies, each drawn about ``weight`` times as often as weight 1."""
+    return st.sampled_from([s for weight, s in choices for _ in range(weight)]).flatmap(lambda s: s)
+
+
+inputs = weighted(
+    (5, valid_text),
+    (
+        2,
+        st.builds(
+            lambda text, image: UserMessage([TextContent(text), image]),
+            valid_text,
+            st.just(ImageContent(png, "image/png")),
+        ),
+    ),
+    (1, any_text),
+    (
+        1,
+        st.builds(
+            UserMessage,
+            st.lists(st.one_of(any_text.map(TextContent), images), min_size=0, max_size=3),
+        ),
+    ),
+    (1, st.sampled_from([None, 42, b"bytes", ["hi"]])),
+)
+anything = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    any_text,
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(any_text, st.integers(), max_size=2),
+)
+good_values: dict[str, st.SearchStrategy[Any]] = {
+    "model": st.sampled_from(
+        [None, "m", {"id": "m", "provider": "chaos"}, {"id": "m", "provider": "nope"}, None]
+    ),
+    "system_prompt": any_text,
+    "tools": st.lists(st.sampled_from(TOOLS), max_size=6, unique_by=lambda t: t.name),
+    "max_turns": st.integers(1, 4),
+    "tenant_id": st.sampled_from([None, "acme"]),
+    "timeout_ms": st.integers(1, 60_000),
+    "temperature": st.floats(0, 2),
+    "max_tokens": st.integers(1, 100),
+    "metadata": st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+}
+options = weighted(
+    (3, st.none()),
+    (5, st.fixed_dictionaries({}, optional=good_values)),
+    (
+        2,
+        st.fixed_dictionaries(
+            {},
+            optional={k: v | anything if k != "tools" else v for k, v in good_values.items()}
+            | {"bogus": anything},
+        ),
+    ),
+    (1, anything),
+)
+tool_calls = st.builds(
+    ToolCall,
+    st.text(max_size=4),
+    st.sampled_from([t.name for t in TOOLS] + ["missing", ""]),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "text": any_text,
+            "kind": st.integers(0, 20),
+            "depth": st.integers(0, 3_000),
+            "n": st.integers(0, 2_000),
+            "junk": anything,
+        },
+    ),
+)
+final_messages = st.builds(
+    lambda text, calls: AssistantMessage(
+        [TextContent(text), *calls], stop_reason="tool_use" if calls else "stop"
+    ),
+    any_text,
+    st.lists(tool_calls, max_size=2),
+)
+steps = st.one_of(
+    st.tuples(st.just("text"), any_text),
+    st.tuples(st.just("thinking"), any_text),
+    st.tuples(
+        st.just("call"),
+        st.tuples(
+            st.integers(0, 2),
+            st.none() | st.text(max_size=3),
+            st.none() | st.sampled_from(["echo_back", "x"]),
+            st.sampled_from(['{"text": "hi"}', "[1, 2]", "{", "", '"str"', "null"]),
+        ),
+    ),
+    st.tuples(st.just("garbage"), st.sampled_from([None, 42, "text", object()])),
+    st.tuples(st.just("raise"), st.integers(0, len(ERRORS) - 1)),
+    st.tuples(st.just("hang"), st.none()),
+    st.tuples(st.just("done"), final_messages),
+)
+scripts = st.lists(st.lists(steps, max_size=5), max_size=4)
+readers = st.one_of(
+    st.just(("all", 0)),
+    st.tuples(st.sampled_from(["leave", "abort", "stop"]), st.integers(0, 8)),
+)
+
+
+@attrs.define
+class ChaosProvider:
+    """Plays one drawn script per model call, then answers "ok"."""
+
+    script: list[list[tuple[str, Any]]]
+    calls: int = 0
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ProviderEvent]:
+        steps = self.script[self.calls] if self.calls < len(self.script) else []
+        self.calls += 1
+        for kind, value in steps:
+            if kind == "text":
+                yield TextDelta(value)
+            elif kind == "thinking":
+                yield ThinkingDelta(value)
+            elif kind == "call":
+                index, call_id, name, args = value
+                yield ToolCallDelta(index, call_id, name, args)
+            elif kind == "garbage":
+                yield value
+            elif kind == "raise":
+                raise ERRORS[value]()
+            elif kind == "hang":
+                await STAGE.hang()
+            else:
+                yield ProviderDone(value)
+                return
+        yield ProviderDone(AssistantMessage("ok", stop_reason="stop"))
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+# --- one example -------------------------------------------------------------------------
+
+
+async def until_done(aw: asyncio.Future[Any] | asyncio.Task[Any], clock: FakeClock) -> Any:
+    """Await ``aw``; whenever something hangs, move the fake clock past every timeout."""
+    for _ in range(ROUNDS):
+        while not aw.done() and not STAGE.hung:
+            STAGE.changed.clear()
+            change = asyncio.ensure_future(STAGE.changed.wait())
+            await asyncio.wait({aw, change}, return_when=asyncio.FIRST_COMPLETED)
+            change.cancel()
+        if aw.done():
+            return aw.result()
+        clock.advance(STEP)
+        STAGE.changed.clear()
+        change = asyncio.ensure_future(STAGE.changed.wait())
+        await asyncio.wait({aw, change}, return_when=asyncio.FIRST_COMPLETED)
+        change.cancel()
+    raise AssertionError(f"still not done after {ROUNDS} timeouts")
+
+
+async def read(
+    engine: SessionEngine, stream: AsyncIterator[RunEvent], reader: tuple[str, int]
+) -> list[RunEvent]:
+    kind, after = reader
+    events: list[RunEvent] = []
+    async for item in stream:
+        events.append(item)
+        if kind != "all" and len(events) > after and not item.terminal:
+            if kind == "leave":
+                await stream.aclose()  # type: ignore[attr-defined]
+                return events
+            if kind == "abort":
+                engine.abort_session(item.session_id)
+            else:
+                STAGE.stops.append(asyncio.ensure_future(engine.stop(drain=False)))
+            kind = "all"
+    return events
+
+
+async def example(
+    store: SessionStore,
+    user_input: Any,
+    run_options: Any,
+    script: list[list[tuple[str, Any]]],
+    reader: tuple[str, int],
+    max_queued_events: int,
+) -> list[str]:
+    """Run one drawn run; check the promises; return the ids of the saved sessions."""
+    global STAGE
+    STAGE = Stage()
+    clock = FakeClock()
+    manager = SessionManager(store, clock=clock)
+    engine = SessionEngine(
+        manager,
+        clock=clock,
+        provider=ChaosProvider(script),
+        providers={"chaos": ChaosProvider(script)},
+        session_timeout_ms=10_000,
+        max_queued_events=max_queued_events,
+    )
+    engine.start()
+    first = await manager.create(user_id="fuzz")
+    try:
+        stream = await engine.run_streaming("fuzz", user_input, first.id, run_options)
+    except SpectraError as exc:
+        event(f"refused: {str(exc)[:30]}")
+        stream = None
+    if stream is not None:
+        reading = asyncio.ensure_future(read(engine, stream, reader))
+        events = await until_done(reading, clock)
+        event(f"ended: {events[-1].status}" if events[-1].terminal else "reader left")
+        if reader[0] != "leave":
+            assert sum(e.terminal for e in events) == 1 and events[-1].terminal, events[-5:]
+            assert [e.seq for e in events] == list(range(1, len(events) + 1))
+            assert all(e.run_id == events[0].run_id for e in events)
+    if engine.lifecycle.value == "running" and reader[0] != "leave":
+        assert engine.active_session_count == 0
+        again = await until_done(
+            asyncio.ensure_future(engine.run("fuzz", "again", first.id)), clock
+        )
+        assert again.session_id == first.id
+    for stopping in STAGE.stops:
+        await until_done(stopping, clock)
+    await until_done(asyncio.ensure_future(engine.stop(drain=True)), clock)
+    assert engine.active_session_count == 0
+    ids = [info.id for info in (await manager.list()).sessions]
+    for session_id in ids:
+        await manager.load(session_id)
+    return ids
+
+
+def run_example(make_store: Callable[[], SessionStore], durable: bool, *args: Any) -> None:
+    """One example in a fresh event loop; a durable store is read back after a reopen."""
+
+    async def main() -> None:
+        async with asyncio.timeout(5):  # a broken promise fails, it does not hang
+            store = make_store()
+            try:
+                ids = await example(store, *args)
+            finally:
+                await store.aclose()
+            if durable:  # every saved session loads through a fresh connection too
+                async with make_store() as fresh:
+                    manager = SessionManager(fresh)
+                    for session_id in ids:
+                        await manager.load(session_id)
+
+    with stamina.set_testing(True, attempts=2):
+        asyncio.run(main())
+
+
+FUZZ = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+@FUZZ
+@given(inputs, options, scripts, readers, st.sampled_from([2, 8, 1024]))
+def test_engine_promises_hold_in_memory(
+    user_input: Any,
+    run_options: Any,
+    script: list[list[tuple[str, Any]]],
+    reader: tuple[str, int],
+    queue: int,
+) -> None:
+    from spectra_memory import InMemorySessionStore
+
+    run_example(InMemorySessionStore, False, user_input, run_options, script, reader, queue)
+
+
+@settings(FUZZ, max_examples=40)
+@given(inputs, options, scripts, readers, st.sampled_from([2, 1024]))
+def test_engine_promises_hold_on_sqlite(
+    user_input: Any,
+    run_options: Any,
+    script: list[list[tuple[str, Any]]],
+    reader: tuple[str, int],
+    queue: int,
+) -> None:
+    from spectra_sqlite import SQLiteSessionStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "fuzz.db"
+        run_example(
+            lambda: SQLiteSessionStore(db), True, user_input, run_options, script, reader, queue
+        )
