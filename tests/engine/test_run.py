@@ -208,3 +208,46 @@ async def test_a_reader_that_never_reads_is_timed_out(
     session: Session = await manager.load(events[0].session_id)
     assert session.entries[-1].details["status"] == "timed_out"  # type: ignore[union-attr]
     await bounded(engine.stop(drain=True))
+
+
+@pytest.mark.parametrize("sync", [False, True])
+async def test_abort_during_a_tool_call(
+    manager: SessionManager, clock: FakeClock, sync: bool
+) -> None:
+    import threading
+
+    from spectra_core import AssistantMessage, ToolCall
+    from spectra_core.agent.tools import tool
+
+    entered, leave = asyncio.Event(), threading.Event()
+    loop = asyncio.get_running_loop()
+
+    @tool(timeout=None)
+    async def wait_async() -> str:
+        """Wait until aborted."""
+        entered.set()
+        await asyncio.Event().wait()
+        return "never"
+
+    @tool(timeout=None)
+    def wait_sync() -> str:
+        """Block a thread until told."""
+        loop.call_soon_threadsafe(entered.set)
+        leave.wait(10)
+        return "late"
+
+    chosen = wait_sync if sync else wait_async
+    call = AssistantMessage([ToolCall("c1", chosen.name, {})], stop_reason="tool_use")
+    engine = started(manager, clock, provider=ScriptedProvider([call, "after"]))
+    stream = await engine.run_streaming("u", "go", options={"tools": [chosen]})
+    consumer = asyncio.create_task(_collect(stream))
+    await bounded(entered.wait())
+    session_id = next(iter(engine._by_session))
+    assert engine.abort_session(session_id)
+    events = await bounded(consumer)
+    leave.set()
+    assert events[-1].status is RunStatus.ABORTED
+    assert sum(e.terminal for e in events) == 1
+    saved = await manager.load(session_id)
+    assert saved.entries[-1].details["status"] == "aborted"  # type: ignore[union-attr]
+    await bounded(engine.stop(drain=True))
