@@ -231,7 +231,7 @@ class Runner:
         exc = run.task.exception()
         if exc is None:
             return RunStatus.COMPLETED, None
-        error = describe(exc)
+        error = str(exc) if isinstance(exc, RunCrashed) else describe(exc)
         log.warning("run failed", error=error)
         return RunStatus.FAILED, error
 

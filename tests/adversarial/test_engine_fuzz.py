@@ -30,7 +30,9 @@ from hypothesis import strategies as st
 
 from spectra_core import (
     AssistantMessage,
+    ConflictError,
     ImageContent,
+    Session,
     SessionManager,
     SessionStore,
     SpectraError,
@@ -50,6 +52,7 @@ from spectra_core.agent import (
 from spectra_core.agent.tools import Tool, tool
 from spectra_core.engine import RunEvent, SessionEngine
 from spectra_core.testing import FakeClock
+from spectra_memory import InMemorySessionStore
 
 pytestmark = pytest.mark.needs_plugins
 
@@ -266,6 +269,31 @@ readers = st.one_of(
 )
 
 
+class FaultyStore(InMemorySessionStore):
+    """The memory store, with its ``nth`` save from now on raising ``error``."""
+
+    fault: tuple[int, BaseException] | None = None
+
+    async def save(self, session: Session) -> None:
+        if self.fault is not None:
+            nth, error = self.fault
+            self.fault = (nth - 1, error) if nth > 1 else None
+            if nth == 1:
+                raise error
+        await super().save(session)
+
+
+STORE_ERRORS: list[Callable[[], BaseException]] = [
+    lambda: OSError(28, "No space left on device"),
+    lambda: UnicodeEncodeError("utf-8", "\udc80", 0, 1, "surrogates not allowed"),
+    lambda: ConflictError("x", 1, 2),
+    lambda: RuntimeError("driver bug"),
+    Unprintable,
+    lambda: Boom("store"),
+]
+store_faults = st.none() | st.tuples(st.integers(1, 6), st.integers(0, len(STORE_ERRORS) - 1))
+
+
 @attrs.define
 class ChaosProvider:
     """Plays one drawn script per model call, then answers "ok"."""
@@ -346,6 +374,7 @@ async def example(
     script: list[list[tuple[str, Any]]],
     reader: tuple[str, int],
     max_queued_events: int,
+    store_fault: tuple[int, int] | None = None,
 ) -> list[str]:
     """Run one drawn run; check the promises; return the ids of the saved sessions."""
     global STAGE
@@ -362,10 +391,18 @@ async def example(
     )
     engine.start()
     first = await manager.create(user_id="fuzz")
+    if store_fault is not None and isinstance(store, FaultyStore):
+        nth, which = store_fault
+        store.fault = (nth, STORE_ERRORS[which]())
     try:
         stream = await engine.run_streaming("fuzz", user_input, first.id, run_options)
     except SpectraError as exc:
         event(f"refused: {str(exc)[:30]}")
+        stream = None
+    except (Exception, Boom):  # the store failed during admission: it says so
+        if store_fault is None:
+            raise
+        event("admission: store failed")
         stream = None
     if stream is not None:
         reading = asyncio.ensure_future(read(engine, stream, reader))
@@ -375,6 +412,8 @@ async def example(
             assert sum(e.terminal for e in events) == 1 and events[-1].terminal, events[-5:]
             assert [e.seq for e in events] == list(range(1, len(events) + 1))
             assert all(e.run_id == events[0].run_id for e in events)
+    if isinstance(store, FaultyStore):
+        store.fault = None  # what follows checks the engine, not the fault
     if engine.lifecycle.value == "running" and reader[0] != "leave":
         assert engine.active_session_count == 0
         again = await until_done(
@@ -419,17 +458,16 @@ FUZZ = settings(
 
 
 @FUZZ
-@given(inputs, options, scripts, readers, st.sampled_from([2, 8, 1024]))
+@given(inputs, options, scripts, readers, st.sampled_from([2, 8, 1024]), store_faults)
 def test_engine_promises_hold_in_memory(
     user_input: Any,
     run_options: Any,
     script: list[list[tuple[str, Any]]],
     reader: tuple[str, int],
     queue: int,
+    store_fault: tuple[int, int] | None,
 ) -> None:
-    from spectra_memory import InMemorySessionStore
-
-    run_example(InMemorySessionStore, False, user_input, run_options, script, reader, queue)
+    run_example(FaultyStore, False, user_input, run_options, script, reader, queue, store_fault)
 
 
 @settings(FUZZ, max_examples=40)
