@@ -21,7 +21,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import cattrs
@@ -32,6 +32,13 @@ from .durations import Duration, parse_duration
 from .errors import ConfigError, PluginError
 from .plugins import BackendKind, PluginRegistry, closest, load_plugins
 from .rate_limit import DIMENSIONS
+
+if TYPE_CHECKING:
+    from .agent.provider import ModelProvider
+    from .breaker import CircuitBreaker
+    from .engine import SessionEngine
+    from .rate_limit import CompositeRateLimiter
+    from .store import SessionStore
 
 __all__ = [
     "BackendConfig",
@@ -44,6 +51,7 @@ __all__ = [
     "interpolate",
     "load_config",
     "parse_config",
+    "provider_resolver",
 ]
 
 T = TypeVar("T")
@@ -322,14 +330,25 @@ def load_config(
     return parse_config(data, str(p), registry, env)
 
 
-def build_store(config: SpectraConfig, registry: PluginRegistry) -> Any:
+def build_store(config: SpectraConfig, registry: PluginRegistry) -> SessionStore:
     """The session store the config names; ConfigError if it has no ``[store]``."""
+    from .store import SessionStore
+
     if config.store is None:
         raise ConfigError(f'{config.source}: no [store] section: add one, e.g. backend = "memory"')
-    return _create(config.store, registry, config.source)
+    store: SessionStore = _expect(
+        _create(config.store, registry, config.source),
+        SessionStore,
+        "session store",
+        config.store,
+        config.source,
+    )
+    return store
 
 
-def build_rate_limiter(config: SpectraConfig, registry: PluginRegistry) -> Any:
+def build_rate_limiter(
+    config: SpectraConfig, registry: PluginRegistry
+) -> CompositeRateLimiter | None:
     """A CompositeRateLimiter over the ``[[limiter]]`` entries, or None without any."""
     from .rate_limit import CompositeRateLimiter
 
@@ -345,17 +364,46 @@ def build_rate_limiter(config: SpectraConfig, registry: PluginRegistry) -> Any:
         raise ConfigError(f"{config.source}: $.limiter: {exc}") from None
 
 
-def build_breaker(config: SpectraConfig, registry: PluginRegistry) -> Any:
+def build_breaker(config: SpectraConfig, registry: PluginRegistry) -> CircuitBreaker | None:
     """The circuit breaker of ``[breaker]``, or None without one."""
-    return None if config.breaker is None else _create(config.breaker, registry, config.source)
+    from .breaker import CircuitBreaker
+
+    if config.breaker is None:
+        return None
+    breaker: CircuitBreaker = _expect(
+        _create(config.breaker, registry, config.source),
+        CircuitBreaker,
+        "circuit breaker",
+        config.breaker,
+        config.source,
+    )
+    return breaker
 
 
-def build_engine(config: SpectraConfig, registry: PluginRegistry, **overrides: Any) -> Any:
+def provider_resolver(registry: PluginRegistry) -> Callable[[str], ModelProvider]:
+    """Builds a model provider by name from the registry, with its default options (what
+    the engine uses for a provider named by a model but not configured)."""
+
+    def resolve(name: str) -> ModelProvider:
+        from .agent.provider import ModelProvider
+
+        built = registry.create(BackendKind.MODEL_PROVIDER, name)
+        provider: ModelProvider = _expect(built, ModelProvider, "model provider", None, name)
+        return provider
+
+    return resolve
+
+
+def build_engine(
+    config: SpectraConfig, registry: PluginRegistry, **overrides: Any
+) -> SessionEngine:
     """A SessionEngine assembled from the whole config (not started).
 
     ``overrides`` are passed to :class:`~spectra_core.engine.SessionEngine` (e.g. a
-    ``clock``, or ``providers`` to use instead of the configured one).
+    ``clock``, or ``providers`` to use instead of the configured one). Providers named
+    by a model but not configured are built from ``registry`` (:func:`provider_resolver`).
     """
+    from .agent.provider import ModelProvider
     from .engine import SessionEngine
     from .manager import SessionManager
     from .models import ModelRef
@@ -370,11 +418,12 @@ def build_engine(config: SpectraConfig, registry: PluginRegistry, **overrides: A
         "busy": settings.busy,
         "capacity_wait_ms": int(settings.capacity_wait * 1000),
         "max_input_chars": settings.max_input_chars,
-        "registry": registry,
+        "resolve_provider": provider_resolver(registry),
     }
     if config.model is not None:
         name = config.model.backend
         provider = _create(config.model, registry, config.source)
+        provider = _expect(provider, ModelProvider, "model provider", config.model, config.source)
         model_id = getattr(config.model.options, "model", None) or name
         kwargs["provider"] = provider
         kwargs["providers"] = {name: provider}
@@ -384,6 +433,14 @@ def build_engine(config: SpectraConfig, registry: PluginRegistry, **overrides: A
     store = build_store(config, registry)
     manager = SessionManager(store, clock=kwargs.get("clock"))
     return SessionEngine(manager, **kwargs)
+
+
+def _expect(built: Any, protocol: Any, what: str, part: BackendConfig | None, source: str) -> Any:
+    """``built`` if it has the methods of ``protocol``; else a ConfigError saying so."""
+    if isinstance(built, protocol):
+        return built
+    where = f"{source}: {part.path}" if part is not None else source
+    raise ConfigError(f"{where}: the backend built a {type(built).__name__}, not a {what}")
 
 
 def _create(part: BackendConfig, registry: PluginRegistry, source: str) -> Any:

@@ -15,7 +15,14 @@ from spectra_core.testing import FakeClock
 
 #: Modules that import plugins at the top; the core-alone nox session (which sets
 #: SPECTRA_CORE_ONLY) does not collect them. Everywhere else a missing plugin fails them.
-PLUGIN_MODULES = ["test_engine_crash.py", "test_engine_openai.py"]
+PLUGIN_MODULES = [
+    "engine/test_crash.py",
+    "engine/test_openai.py",
+    "engine/test_admission.py",
+    "engine/test_run.py",
+    "engine/_doubles.py",
+    "adversarial/test_engine_fuzz.py",
+]
 collect_ignore = PLUGIN_MODULES if os.environ.get("SPECTRA_CORE_ONLY") else []
 
 

@@ -1,0 +1,1 @@
+"""Adversarial tests: hypothesis draws what hostile callers, servers and tools do."""

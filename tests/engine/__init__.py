@@ -1,0 +1,1 @@
+"""Tests of spectra_core.engine, one module per engine module."""
