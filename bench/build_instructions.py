@@ -6,8 +6,6 @@ repeatable where times are not)::
 
     valgrind --tool=callgrind .venv/bin/python -m bench.build_instructions 1
     valgrind --tool=callgrind .venv/bin/python -m bench.build_instructions 11
-    SPECTRA_PURE_PYTHON=1 valgrind --tool=callgrind .venv/bin/python -m bench.build_instructions 1
-    SPECTRA_PURE_PYTHON=1 valgrind --tool=callgrind .venv/bin/python -m bench.build_instructions 11
 
 The entries are those of ``bench.stores``' conversation, parsed once by msgspec before
 the builds; the collector is off during the builds, as ``serde.bulk_decoding`` has it
@@ -22,7 +20,7 @@ import sys
 from typing import Any
 
 from bench.stores import Conversation, SpectraBackend
-from spectra_core import _wire
+from spectra_core import _codec
 from spectra_core.serde import entry_to_json
 
 __all__ = ["main"]
@@ -39,14 +37,15 @@ async def _entries() -> list[Any]:
 
 def main(builds: int) -> None:
     blob = b"\n".join(entry_to_json(e).encode() for e in asyncio.run(_entries()))
-    wires = _wire._decoder.decode_lines(blob)
-    _wire._build_list(wires)  # warm-up
+    wires = _codec._decoder.decode_lines(blob)
+    build = _codec._builders
+    [build[type(w)](w) for w in wires]  # warm-up
     gc.disable()
     try:
-        kept = [_wire._build_list(wires) for _ in range(builds)]
+        kept = [[build[type(w)](w) for w in wires] for _ in range(builds)]
     finally:
         gc.enable()
-    print(f"built {len(kept)} x {len(wires)} entries, compiled builders: {_wire.COMPILED}")
+    print(f"built {len(kept)} x {len(wires)} entries, generated builders")
 
 
 if __name__ == "__main__":

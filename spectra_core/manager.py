@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import builtins
 import copy
-import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
+import cattrs
+
+from ._checks import json_problem
 from .clock import Clock, SystemClock, utc_from_timestamp
 from .errors import InvalidArgumentError
 from .ids import new_entry_id, new_session_id, validate_id
@@ -46,12 +48,19 @@ _E = TypeVar("_E", bound=Entry)
 
 
 def _json_value(value: Any, what: str) -> Any:
-    """Reject values a store could not persist, before they enter the tree."""
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidArgumentError(f"{what} must be JSON-serializable: {exc}") from None
+    """Reject values a store could not give back unchanged, before they enter the tree."""
+    problem = json_problem(value)
+    if problem is not None:
+        raise InvalidArgumentError(f"{what} must be JSON-serializable: {problem}")
     return value
+
+
+def _why(exc: BaseException) -> str:
+    """The first message inside a cattrs error (which wraps the validators' errors)."""
+    if isinstance(exc, cattrs.BaseValidationError):
+        for sub in exc.exceptions:
+            return _why(sub)
+    return str(exc) or type(exc).__name__
 
 
 class SessionManager:
@@ -77,7 +86,16 @@ class SessionManager:
     ) -> Session:
         """Create and save a new, empty session."""
         if isinstance(config, Mapping):
-            config = converter.structure(config, SessionConfig)
+            try:
+                config = converter.structure(config, SessionConfig)
+            except InvalidArgumentError:
+                raise
+            except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
+                raise InvalidArgumentError(f"session config: {_why(exc)}") from None
+        elif config is not None and not isinstance(config, SessionConfig):
+            raise InvalidArgumentError(
+                f"session config must be a SessionConfig or a mapping, got {type(config).__name__}"
+            )
         now = self._now()
         session = Session(
             id=new_session_id() if session_id is None else validate_id(session_id),
@@ -250,6 +268,8 @@ class SessionManager:
         return utc_from_timestamp(self.clock.time())
 
     def _append(self, session: Session, kind: type[_E], **fields: Any) -> _E:
+        """Make the entry (its validators refuse what a store could not keep, with
+        InvalidArgumentError naming the field) and only then attach it."""
         entry_id = new_entry_id()
         while session.has_entry(entry_id):
             entry_id = new_entry_id()

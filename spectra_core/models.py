@@ -12,7 +12,8 @@ from typing import Any, ClassVar, TypeAlias
 
 import attrs
 
-from .errors import EntryNotFound
+from ._checks import blocks_of, instance, json_object, json_value, optional, text, timestamp
+from .errors import EntryNotFound, InvalidArgumentError
 
 __all__ = [
     "AssistantContent",
@@ -51,7 +52,7 @@ __all__ = [
 class TextContent:
     """Plain text."""
 
-    text: str
+    text: str = attrs.field(validator=text)
     type: ClassVar[str] = "text"
 
 
@@ -59,8 +60,8 @@ class TextContent:
 class ThinkingContent:
     """Model reasoning, kept for display and provenance."""
 
-    thinking: str
-    signature: str | None = None
+    thinking: str = attrs.field(validator=text)
+    signature: str | None = attrs.field(default=None, validator=optional(text))
     type: ClassVar[str] = "thinking"
 
 
@@ -68,9 +69,9 @@ class ThinkingContent:
 class ToolCall:
     """A request from the model to run tool ``name`` with ``arguments``."""
 
-    id: str
-    name: str
-    arguments: dict[str, Any] = attrs.field(factory=dict)
+    id: str = attrs.field(validator=text)
+    name: str = attrs.field(validator=text)
+    arguments: dict[str, Any] = attrs.field(factory=dict, validator=json_object)
     type: ClassVar[str] = "tool_call"
 
 
@@ -78,8 +79,8 @@ class ToolCall:
 class ImageContent:
     """An image, base64-encoded in ``data``."""
 
-    data: str
-    mime_type: str
+    data: str = attrs.field(validator=text)
+    mime_type: str = attrs.field(validator=text)
     type: ClassVar[str] = "image"
 
 
@@ -92,8 +93,15 @@ def _blocks(value: str | Iterable[Any]) -> tuple[Any, ...]:
     """Accept a plain string as one text block, and any iterable of blocks as a tuple."""
     if isinstance(value, str):
         return (TextContent(value),)
-    return tuple(value)
+    try:
+        return tuple(value)
+    except TypeError:
+        raise InvalidArgumentError(
+            f"content must be a string or content blocks, got {type(value).__name__}"
+        ) from None
 
+
+_user_blocks = blocks_of(TextContent, ImageContent)
 
 # --- messages -------------------------------------------------------------------------
 
@@ -102,10 +110,10 @@ def _blocks(value: str | Iterable[Any]) -> tuple[Any, ...]:
 class Usage:
     """Token counts reported by the provider for one assistant message."""
 
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
+    input_tokens: int = attrs.field(default=0, validator=instance(int))
+    output_tokens: int = attrs.field(default=0, validator=instance(int))
+    cache_read_tokens: int = attrs.field(default=0, validator=instance(int))
+    cache_write_tokens: int = attrs.field(default=0, validator=instance(int))
 
     @property
     def total_tokens(self) -> int:
@@ -116,7 +124,7 @@ class Usage:
 class UserMessage:
     """What the user said; ``UserMessage("hi")`` is one text block."""
 
-    content: tuple[UserContent, ...] = attrs.field(converter=_blocks)
+    content: tuple[UserContent, ...] = attrs.field(converter=_blocks, validator=_user_blocks)
     role: ClassVar[str] = "user"
 
     @property
@@ -128,12 +136,14 @@ class UserMessage:
 class AssistantMessage:
     """What the model answered, with its tool calls, usage and why it stopped."""
 
-    content: tuple[AssistantContent, ...] = attrs.field(converter=_blocks)
-    model: str | None = None
-    provider: str | None = None
-    usage: Usage | None = None
-    stop_reason: str | None = None
-    error_message: str | None = None
+    content: tuple[AssistantContent, ...] = attrs.field(
+        converter=_blocks, validator=blocks_of(TextContent, ThinkingContent, ToolCall)
+    )
+    model: str | None = attrs.field(default=None, validator=optional(text))
+    provider: str | None = attrs.field(default=None, validator=optional(text))
+    usage: Usage | None = attrs.field(default=None, validator=optional(instance(Usage)))
+    stop_reason: str | None = attrs.field(default=None, validator=optional(text))
+    error_message: str | None = attrs.field(default=None, validator=optional(text))
     role: ClassVar[str] = "assistant"
 
     @property
@@ -149,10 +159,10 @@ class AssistantMessage:
 class ToolResultMessage:
     """The result of one tool call, sent back to the model."""
 
-    tool_call_id: str
-    tool_name: str
-    content: tuple[UserContent, ...] = attrs.field(converter=_blocks)
-    is_error: bool = False
+    tool_call_id: str = attrs.field(validator=text)
+    tool_name: str = attrs.field(validator=text)
+    content: tuple[UserContent, ...] = attrs.field(converter=_blocks, validator=_user_blocks)
+    is_error: bool = attrs.field(default=False, validator=instance(bool))
     role: ClassVar[str] = "tool_result"
 
     @property
@@ -170,20 +180,20 @@ Message: TypeAlias = UserMessage | AssistantMessage | ToolResultMessage
 class ModelRef:
     """Which model to call: its id, and the provider backend that serves it."""
 
-    id: str
-    provider: str | None = None
-    name: str | None = None
-    api: str | None = None
-    options: dict[str, Any] = attrs.field(factory=dict)
+    id: str = attrs.field(validator=text)
+    provider: str | None = attrs.field(default=None, validator=optional(text))
+    name: str | None = attrs.field(default=None, validator=optional(text))
+    api: str | None = attrs.field(default=None, validator=optional(text))
+    options: dict[str, Any] = attrs.field(factory=dict, validator=json_object)
 
 
 @attrs.define
 class SessionConfig:
     """Per-session settings: the model, the system prompt and free-form metadata."""
 
-    model: ModelRef | None = None
-    system_prompt: str | None = None
-    metadata: dict[str, Any] = attrs.field(factory=dict)
+    model: ModelRef | None = attrs.field(default=None, validator=optional(instance(ModelRef)))
+    system_prompt: str | None = attrs.field(default=None, validator=optional(text))
+    metadata: dict[str, Any] = attrs.field(factory=dict, validator=json_object)
 
 
 @attrs.frozen
@@ -202,8 +212,8 @@ class PartialLoad:
 class ForkOrigin:
     """Provenance of a forked session: the source session and the entry it was cut at."""
 
-    session_id: str
-    entry_id: str | None
+    session_id: str = attrs.field(validator=text)
+    entry_id: str | None = attrs.field(validator=optional(text))
 
 
 # --- entries --------------------------------------------------------------------------
@@ -211,16 +221,18 @@ class ForkOrigin:
 
 @attrs.frozen(kw_only=True)
 class _EntryBase:
-    id: str
-    parent_id: str | None
-    timestamp: datetime
+    id: str = attrs.field(validator=text)
+    parent_id: str | None = attrs.field(validator=optional(text))
+    timestamp: datetime = attrs.field(validator=timestamp)
 
 
 @attrs.frozen(kw_only=True)
 class MessageEntry(_EntryBase):
     """A user, assistant or tool-result message."""
 
-    message: Message
+    message: Message = attrs.field(
+        validator=instance(UserMessage, AssistantMessage, ToolResultMessage)
+    )
     type: ClassVar[str] = "message"
 
 
@@ -228,7 +240,7 @@ class MessageEntry(_EntryBase):
 class ModelChangeEntry(_EntryBase):
     """From here on the branch talks to ``model``."""
 
-    model: ModelRef
+    model: ModelRef = attrs.field(validator=instance(ModelRef))
     type: ClassVar[str] = "model_change"
 
 
@@ -236,8 +248,8 @@ class ModelChangeEntry(_EntryBase):
 class AuditEntry(_EntryBase):
     """Something that happened to the session (run started, rate limited, forked...)."""
 
-    event_type: str
-    details: dict[str, Any] = attrs.field(factory=dict)
+    event_type: str = attrs.field(validator=text)
+    details: dict[str, Any] = attrs.field(factory=dict, validator=json_object)
     type: ClassVar[str] = "audit"
 
 
@@ -245,8 +257,8 @@ class AuditEntry(_EntryBase):
 class CustomEntry(_EntryBase):
     """Application data kept in the tree but never sent to the model."""
 
-    custom_type: str
-    data: Any = None
+    custom_type: str = attrs.field(validator=text)
+    data: Any = attrs.field(default=None, validator=json_value)
     type: ClassVar[str] = "custom"
 
 
@@ -254,10 +266,10 @@ class CustomEntry(_EntryBase):
 class CustomMessageEntry(_EntryBase):
     """Application content that is sent to the model as a user message."""
 
-    custom_type: str
-    content: tuple[UserContent, ...] = attrs.field(converter=_blocks)
-    display: bool = True
-    details: Any = None
+    custom_type: str = attrs.field(validator=text)
+    content: tuple[UserContent, ...] = attrs.field(converter=_blocks, validator=_user_blocks)
+    display: bool = attrs.field(default=True, validator=instance(bool))
+    details: Any = attrs.field(default=None, validator=json_value)
     type: ClassVar[str] = "custom_message"
 
 
@@ -265,9 +277,9 @@ class CustomMessageEntry(_EntryBase):
 class CompactionEntry(_EntryBase):
     """Replaces the path before ``first_kept_entry_id`` with ``summary`` in the context."""
 
-    summary: str
-    first_kept_entry_id: str
-    tokens_before: int = 0
+    summary: str = attrs.field(validator=text)
+    first_kept_entry_id: str = attrs.field(validator=text)
+    tokens_before: int = attrs.field(default=0, validator=instance(int))
     type: ClassVar[str] = "compaction"
 
 
@@ -275,8 +287,8 @@ class CompactionEntry(_EntryBase):
 class LabelEntry(_EntryBase):
     """A bookmark on ``target_id`` (``label=None`` clears it)."""
 
-    target_id: str
-    label: str | None
+    target_id: str = attrs.field(validator=text)
+    label: str | None = attrs.field(validator=optional(text))
     type: ClassVar[str] = "label"
 
 
@@ -287,8 +299,8 @@ class OpaqueEntry(_EntryBase):
     It is kept as-is, round-trips unchanged and is never sent to the model.
     """
 
-    kind: str
-    data: dict[str, Any] = attrs.field(factory=dict)
+    kind: str = attrs.field(validator=text)
+    data: dict[str, Any] = attrs.field(factory=dict, validator=json_object)
     type: ClassVar[str] = "opaque"
 
 

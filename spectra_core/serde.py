@@ -1,11 +1,15 @@
-"""JSON (de)serialization of the data model, with cattrs (and msgspec for reading).
+"""The stored form of the data model: one codec, derived from the attrs models.
 
-``session_to_dict`` / ``session_from_dict`` and ``entry_to_dict`` / ``entry_from_dict``
-turn the model into JSON-compatible dicts and back, losslessly. Entries of an unknown
+``entry_to_dict`` / ``entry_from_dict``, ``session_to_dict`` / ``session_from_dict`` turn
+the model into JSON-compatible dicts and back with a cattrs converter (which also
+structures configuration); msgspec writes and parses the JSON text. Stores read entries
+back with ``entry_from_json`` (one) and ``entries_from_json_lines`` (many, in one call):
+msgspec parses them into structs generated from the models (:mod:`spectra_core._codec`),
+which give what ``entry_from_dict`` gives, several times faster. Entries of an unknown
 ``type`` become :class:`~spectra_core.models.OpaqueEntry` and are written back unchanged.
-Stores read entries back from their JSON text with ``entry_from_json`` (one) and
-``entries_from_json_lines`` (many, in one call), which give what ``entry_from_dict``
-gives, 4-5x faster.
+
+The form is versioned: :data:`FORMAT_VERSION`, which stores record next to what they
+write (see docs/sessions.md, "Stored format").
 """
 
 from __future__ import annotations
@@ -23,8 +27,7 @@ import msgspec
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 from cattrs.preconf.json import make_converter
 
-from ._encode import config_json, entry_json, plain_json
-from ._wire import COMPILED, MISMATCH, decode_entry, decode_entry_lines, decode_record_lines
+from ._codec import MISMATCH, decode_entry, decode_entry_lines, decode_record_lines
 from .errors import StoreError
 from .models import (
     ENTRY_TYPES,
@@ -47,7 +50,6 @@ from .models import (
 )
 
 __all__ = [
-    "COMPILED",
     "FORMAT_VERSION",
     "bulk_decoding",
     "converter",
@@ -143,11 +145,8 @@ def entry_to_dict(entry: Entry) -> dict[str, Any]:
 
 
 def entry_to_json(entry: Entry) -> str:
-    """``dumps(entry_to_dict(entry))``, the text a store writes for an entry: the same
-    text, written by msgspec for the usual entries (about 5x faster; see
-    ``spectra_core._encode``), by cattrs and ``json`` for the rest."""
-    text = entry_json(entry)
-    return dumps(entry_to_dict(entry)) if text is None else text
+    """``dumps(entry_to_dict(entry))``: the text a store writes for an entry."""
+    return dumps(entry_to_dict(entry))
 
 
 def _why(exc: BaseException) -> str:
@@ -185,35 +184,16 @@ _HEADER_FIELDS = tuple(
 )
 
 
-#: Field types whose values cattrs writes as they are (its hooks for them are identities).
-_AS_IS: tuple[Any, ...] = (str, int, str | None, int | None)
-_header_writer: Callable[[Session], dict[str, Any]] | None = None
-
-
-def _make_header_writer() -> Callable[[Session], dict[str, Any]]:
-    """A function that builds the header dict in one expression: fields cattrs writes as
-    they are are read straight, datetimes go through the converter's hook, the rest
-    through the hook of their type, looked up once; the same dict as
-    ``converter.unstructure(value, type)`` field by field (tests/test_serde.py)."""
-    scope: dict[str, Any] = {}
-    parts = []
-    for name in _HEADER_FIELDS:
-        kind = _SESSION_TYPES[name]
-        if kind in _AS_IS:
-            parts.append(f"{name!r}: s.{name}")
-        else:
-            scope[f"_u_{name}"] = converter.get_unstructure_hook(kind)
-            parts.append(f"{name!r}: _u_{name}(s.{name})")
-    exec(f"def header(s):\n    return {{{', '.join(parts)}}}\n", scope)
-    return scope["header"]  # type: ignore[no-any-return]
+_header_hooks: list[tuple[str, Callable[[Any], Any]]] = []
 
 
 def header_to_dict(session: Session) -> dict[str, Any]:
     """The session without its entries (what stores keep as the session's header)."""
-    global _header_writer
-    if _header_writer is None:  # built on first use: every save calls this
-        _header_writer = _make_header_writer()
-    return _header_writer(session)
+    if not _header_hooks:  # looked up once, on first use: every save calls this
+        _header_hooks.extend(
+            (n, converter.get_unstructure_hook(_SESSION_TYPES[n])) for n in _HEADER_FIELDS
+        )
+    return {name: hook(getattr(session, name)) for name, hook in _header_hooks}
 
 
 def header_texts(session: Session) -> tuple[str, str, str | None, str]:
@@ -221,20 +201,16 @@ def header_texts(session: Session) -> tuple[str, str, str | None, str]:
     timestamps as :func:`header_to_dict` writes them, the fork origin (``None``: not a
     fork) and the config as :func:`dumps` writes their dicts. The values SQL stores keep
     in text columns, without building the whole header dict on every save."""
-    global _datetime_text
-    if _datetime_text is None:
-        _datetime_text = converter.get_unstructure_hook(datetime)
     forked = session.forked_from
-    config = config_json(session.config)
     return (
         _datetime_text(session.created_at),
         _datetime_text(session.updated_at),
         None if forked is None else dumps(converter.unstructure(forked, ForkOrigin)),
-        dumps(converter.unstructure(session.config, SessionConfig)) if config is None else config,
+        dumps(converter.unstructure(session.config, SessionConfig)),
     )
 
 
-_datetime_text: Callable[[Any], Any] | None = None
+_datetime_text = converter.get_unstructure_hook(datetime)
 
 
 def header_from_dict(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -299,10 +275,10 @@ def loads(data: str | bytes) -> Any:
 def entry_from_json(data: str | bytes) -> Entry:
     """Parse and rebuild one entry from its JSON text: the hot path of a store's load.
 
-    Text in the form spectra writes is parsed by msgspec straight into typed structs
-    (``_wire``), 4-5x faster than ``entry_from_dict(json.loads(data))``; anything
-    else takes that way, which converts what cattrs converts and raises ValueError
-    (``json.JSONDecodeError`` for text that is no JSON) for the rest.
+    Text in the form spectra writes is parsed by msgspec straight into the generated
+    structs (:mod:`spectra_core._codec`); anything else takes the way of
+    ``entry_from_dict(loads(data))``, which converts what cattrs converts and raises
+    ValueError (``json.JSONDecodeError`` for text that is no JSON) for the rest.
     """
     try:
         return decode_entry(data)
@@ -338,18 +314,16 @@ def entry_records_from_json_lines(data: bytes | memoryview, key: str) -> list[En
         raise ValueError(f"not every line is a record as spectra writes it: {exc}") from None
 
 
-# What ``json.dumps(value, ensure_ascii=False, separators=(",", ":"))`` builds on every
-# call, built once.
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_encoder = msgspec.json.Encoder()
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON, UTF-8 kept as-is: ``json.dumps(value, ensure_ascii=False,
-    separators=(",", ":"))``, written by msgspec where that gives the same text."""
-    text = plain_json(value)
-    if text is not None:
-        return text
+    """Compact JSON text, UTF-8 kept as-is, written by msgspec (a float that is not
+    finite is written as null: the models refuse those before anything is stored).
+
+    :class:`~spectra_core.StoreError` for a value that is not JSON (another type, text
+    with a lone surrogate)."""
     try:
-        return _ENCODER.encode(value)
-    except (TypeError, ValueError) as exc:
+        return _encoder.encode(value).decode()
+    except (TypeError, ValueError, OverflowError) as exc:
         raise StoreError(f"value is not JSON-serializable: {exc}") from exc

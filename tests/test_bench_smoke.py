@@ -107,4 +107,4 @@ def test_build_instructions_builds_the_entries(
     sys.modules.pop("bench.build_instructions", None)
     script = importlib.import_module("bench.build_instructions")
     script.main(2)
-    assert "built 2 x 1000 entries, compiled builders: " in capsys.readouterr().out
+    assert "built 2 x 1000 entries, generated builders" in capsys.readouterr().out

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import tempfile
+from typing import Any
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spectra_core import (
     AssistantMessage,
@@ -10,6 +16,7 @@ from spectra_core import (
     CompactionEntry,
     ConflictError,
     EntryNotFound,
+    ImageContent,
     InvalidArgumentError,
     InvalidIdError,
     ModelRef,
@@ -168,3 +175,159 @@ async def test_bad_session_ids(manager: SessionManager, bad: str) -> None:
         await manager.create(session_id=bad)
     with pytest.raises(InvalidIdError):
         await manager.fork(bad)
+
+
+# --- issue 11 item 3: a malformed entry is refused at append, never written ----------
+
+
+@pytest.mark.parametrize(
+    ("append", "field"),
+    [
+        (lambda m, s, a: m.append_message(s, {"role": "user", "content": "hi"}), "message"),
+        (lambda m, s, a: m.append_message(s, None), "message"),
+        (lambda m, s, a: m.append_message(s, 5), "message"),
+        (lambda m, s, a: m.append_message(s, UserMessage(5)), "content"),
+        (lambda m, s, a: m.append_message(s, UserMessage([{"type": "text"}])), "content"),
+        (lambda m, s, a: m.append_message(s, "lone \ud800 surrogate"), "TextContent.text"),
+        (lambda m, s, a: m.append_compaction(s, "x", a.id, tokens_before="5"), "tokens_before"),
+        (lambda m, s, a: m.append_compaction(s, "x", a.id, tokens_before=True), "tokens_before"),
+        (lambda m, s, a: m.append_label(s, a.id, 5), "LabelEntry.label"),
+        (lambda m, s, a: m.append_custom(s, "t", {1: "int key"}), "custom entry data"),
+        (lambda m, s, a: m.append_custom(s, "t", (1, 2)), "custom entry data"),
+        (lambda m, s, a: m.append_custom(s, 5, None), "CustomEntry.custom_type"),
+        (lambda m, s, a: m.append_audit(s, "e", {"x": float("inf")}), "audit details"),
+        (lambda m, s, a: m.append_model_change(s, ModelRef("m", options={"t": [1j]})), "options"),
+    ],
+)
+async def test_malformed_entries_are_refused_naming_the_field_and_nothing_is_written(
+    manager: SessionManager, append: Any, field: str
+) -> None:
+    s = await manager.create()
+    a = manager.append_message(s, "first")
+    await manager.save(s)
+    before = (list(s.entries), s.leaf_id, s.version)
+    with pytest.raises(InvalidArgumentError, match=field):
+        append(manager, s, a)
+    assert (list(s.entries), s.leaf_id) == before[:2]
+    await manager.save(s)
+    loaded = await manager.load(s.id)
+    assert loaded.entries == before[0]
+
+
+# Values of any type: what the models accept must load back equal and of the same type.
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats()
+    | st.text(max_size=8)
+    | st.sampled_from(["\ud800", "a\udfffb", "é\x00\u2028"])
+)
+_anything = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.lists(inner, max_size=2).map(tuple)
+        | st.dictionaries(st.text(max_size=4) | st.integers(0, 3), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+# content blocks are drawn as ("T", text) / ("I", data, mime) and made in the test
+_content = _anything | st.lists(
+    st.tuples(st.just("T"), _anything) | st.tuples(st.just("I"), _anything, _anything) | _anything,
+    max_size=3,
+)
+
+
+def _blocks(content: Any) -> Any:
+    if not isinstance(content, list):
+        return content
+    out: list[Any] = []
+    for b in content:
+        if isinstance(b, tuple) and b[:1] == ("T",) and len(b) == 2:
+            out.append(TextContent(b[1]))
+        elif isinstance(b, tuple) and b[:1] == ("I",) and len(b) == 3:
+            out.append(ImageContent(b[1], b[2]))
+        else:
+            out.append(b)
+    return out
+
+
+_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("message"), _anything),
+        st.tuples(st.just("user"), _content),
+        st.tuples(st.just("custom"), _anything, _anything),
+        st.tuples(st.just("audit"), _anything, _anything),
+        st.tuples(st.just("label"), _anything),
+        st.tuples(st.just("compaction"), _anything, _anything),
+        st.tuples(st.just("custom_message"), _anything, _content, _anything),
+        st.tuples(st.just("tool_result"), _anything, _anything, _content, _anything),
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+def _apply(m: SessionManager, s: Any, op: tuple[Any, ...]) -> None:
+    kind, *args = op
+    first = s.entries[0].id
+    if kind == "message":
+        m.append_message(s, args[0])
+    elif kind == "user":
+        m.append_message(s, UserMessage(_blocks(args[0])))
+    elif kind == "custom":
+        m.append_custom(s, *args)
+    elif kind == "audit":
+        m.append_audit(s, args[0], args[1] if isinstance(args[1], dict) else {"v": args[1]})
+    elif kind == "label":
+        m.append_label(s, first, args[0])
+    elif kind == "compaction":
+        m.append_compaction(s, args[0], first, tokens_before=args[1])
+    elif kind == "custom_message":
+        m.append_custom_message(s, args[0], _blocks(args[1]), details=args[2])
+    else:
+        m.append_message(s, ToolResultMessage(args[0], args[1], _blocks(args[2]), args[3]))
+
+
+async def _round_trip(store: Any, ops: list[tuple[Any, ...]]) -> None:
+    async with store:
+        m = SessionManager(store)
+        s = await m.create()
+        m.append_message(s, "first")
+        for op in ops:
+            before = (list(s.entries), s.leaf_id)
+            try:
+                _apply(m, s, op)
+            except InvalidArgumentError:
+                assert (list(s.entries), s.leaf_id) == before  # refused: nothing attached
+            await m.save(s)
+            loaded = await m.load(s.id)
+            assert loaded == s
+            assert repr(loaded.entries) == repr(s.entries)  # 1 is not 1.0, "1" is not 1
+
+
+@settings(max_examples=150, deadline=None)
+@given(_ops)
+def test_what_append_accepts_loads_back_equal_memory(ops: list[tuple[Any, ...]]) -> None:
+    from spectra_memory import InMemorySessionStore
+
+    asyncio.run(_round_trip(InMemorySessionStore(), ops))
+
+
+@settings(max_examples=40, deadline=None)
+@given(_ops)
+def test_what_append_accepts_loads_back_equal_fs(ops: list[tuple[Any, ...]]) -> None:
+    from spectra_fs import FileSystemSessionStore
+
+    with tempfile.TemporaryDirectory() as d:
+        asyncio.run(_round_trip(FileSystemSessionStore(d, durability="none"), ops))
+
+
+@settings(max_examples=40, deadline=None)
+@given(_ops)
+def test_what_append_accepts_loads_back_equal_sqlite(ops: list[tuple[Any, ...]]) -> None:
+    from spectra_sqlite import SQLiteSessionStore
+
+    with tempfile.TemporaryDirectory() as d:
+        asyncio.run(_round_trip(SQLiteSessionStore(f"{d}/s.db", synchronous="off"), ops))
