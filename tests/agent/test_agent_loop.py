@@ -88,7 +88,7 @@ async def test_updates_share_one_builder_and_build_the_message_on_demand(
         so_far += e.delta["text"]
         assert e.message is not None and e.message.text == so_far
         assert e.to_dict()["message"]["content"] == [{"type": "text", "text": so_far}]
-    assert start.message == AssistantMessage((), model="echo", provider=None)
+    assert start.message == AssistantMessage((), model="echo", provider="echo")
     end = next(e for e in events if e.type is EventType.MESSAGE_END)
     assert end.partial is None
     assert end.assistant_message is not None and end.assistant_message.text == so_far
@@ -135,13 +135,16 @@ async def test_a_partial_tool_call_shows_its_arguments_so_far(
     reply = AssistantMessage([ToolCall("c1", "add", {"a": 1, "b": 2})], stop_reason="tool_use")
     engine = make_engine(manager, clock, provider=ScriptedProvider([reply, "3"], chunk_size=3))
     events = await run_events(engine, tools=[add])
-    updates = [e for e in events if e.type is EventType.MESSAGE_UPDATE]
+    updates = [e for e in events if e.type is EventType.MESSAGE_UPDATE and e.turn == 1]
     first_call = updates[0].assistant_message
     assert first_call is not None
-    assert first_call.tool_calls == (ToolCall("c1", "add", {"_partial_arguments": ""}),)
+    assert first_call.tool_calls == (ToolCall("c1", "add", {}),)
+    second = updates[1].assistant_message
+    assert second is not None
+    assert second.tool_calls == (ToolCall("c1", "add", {"_partial_arguments": '{"a'}),)
     assert [d.delta["id"] for d in updates if d.delta] == ["c1"] * len(updates)
-    assert updates[-1].message == reply.__class__(
-        [ToolCall("c1", "add", {"a": 1, "b": 2})], model="echo", provider=None
+    assert updates[-1].message == AssistantMessage(
+        [ToolCall("c1", "add", {"a": 1, "b": 2})], model="echo", provider="echo"
     )
     assert events[-1].status is RunStatus.COMPLETED
 
