@@ -43,7 +43,7 @@ def _assistant(msg: AssistantMessage) -> dict[str, Any]:
             {
                 "id": c.id,
                 "type": "function",
-                "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
+                "function": {"name": c.name, "arguments": json.dumps(clean_json(c.arguments))},
             }
             for c in calls
         ]
