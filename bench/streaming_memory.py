@@ -12,8 +12,8 @@ measurement cannot inherit another's heap::
 
 Peak RSS is what the kernel reports, so it varies by a few MB from run to run; the point
 is the shape (linear: doubling the output doubles the increment; quadratic: it quadruples).
-To measure another checkout (e.g. ``main`` before a change), put it first on the path of
-the child: ``--pythonpath /path/to/checkout``.
+To measure another commit (e.g. ``main`` before a change), run this script in a checkout
+of that commit (``git worktree add``, ``uv sync --all-packages``, copy the script).
 """
 
 from __future__ import annotations
@@ -70,13 +70,11 @@ def _child(chars: int, chunk_size: int) -> None:
     print(json.dumps(result))
 
 
-def measure(chars: int, chunk_size: int = 8, pythonpath: str | None = None) -> dict[str, float]:
+def measure(chars: int, chunk_size: int = 8) -> dict[str, float]:
     """Run one measurement in a fresh interpreter and return what it printed."""
-    env = dict(os.environ)
-    if pythonpath:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [pythonpath, env.get("PYTHONPATH")]))
     cmd = [sys.executable, "-m", "bench.streaming_memory", _CHILD, str(chars), str(chunk_size)]
-    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run(cmd, cwd=root, check=True, capture_output=True, text=True).stdout
     data: dict[str, float] = json.loads(out.strip().splitlines()[-1])
     return data
 
@@ -89,15 +87,14 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.streaming_memory")
     parser.add_argument("--chars", default="200000", help="comma-separated output sizes")
     parser.add_argument("--chunk-size", type=int, default=8, help="characters per delta")
-    parser.add_argument("--pythonpath", default=None, help="checkout to measure instead")
     opts = parser.parse_args(args)
     sizes = [int(s) for s in opts.chars.split(",")]
-    base = measure(0, opts.chunk_size, opts.pythonpath)["peak_rss_mb"]
+    base = measure(0, opts.chunk_size)["peak_rss_mb"]
     print(f"baseline (imports only): peak RSS {base:.1f} MB", file=out)
     print("| streamed chars | events | peak RSS MB | over baseline MB |", file=out)
     print("|---:|---:|---:|---:|", file=out)
     for chars in sizes:
-        row = measure(chars, opts.chunk_size, opts.pythonpath)
+        row = measure(chars, opts.chunk_size)
         peak = row["peak_rss_mb"]
         print(
             f"| {int(row['streamed_chars']):,} | {int(row['events']):,} | {peak:.1f} "
