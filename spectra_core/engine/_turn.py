@@ -178,6 +178,13 @@ class AgentLoop:
             if started:  # output already streamed: a retry would repeat it
                 exc.retryable = False
             raise
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is None or task.cancelling():
+                raise  # the run is being aborted or timed out
+            raise ProviderError(  # raised by the provider itself: a failure, not an abort
+                f"the model provider raised {describe_exception(exc)}", provider=provider
+            ) from exc
         except (SystemExit, KeyboardInterrupt) as exc:  # raised by provider code: would
             # escape the task and stop the caller's event loop
             raise ProviderError(

@@ -286,6 +286,18 @@ def test_a_provider_raising_system_exit_fails_the_run(
     assert f"raised {type(exc).__name__}" in (end.error or "")
 
 
+@pytest.mark.parametrize("after_output", [False, True], ids=["at-once", "after-output"])
+async def test_a_cancelled_error_raised_by_the_provider_is_a_failure_not_an_abort(
+    manager: SessionManager, clock: FakeClock, after_output: bool
+) -> None:
+    engine = make_engine(
+        manager, clock, provider=Exploding(asyncio.CancelledError("mine"), after_output)
+    )
+    end = (await run_events(engine))[-1]
+    assert end.status is RunStatus.FAILED
+    assert "raised CancelledError: mine" in (end.error or "")
+
+
 @pytest.mark.parametrize("escape", [SystemExit, KeyboardInterrupt])
 def test_a_tool_raising_system_exit_is_an_error_result_and_the_run_goes_on(
     escape: type[BaseException],
