@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import math
+import threading
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
@@ -349,3 +350,37 @@ async def test_an_abort_during_a_tool_call_ends_the_run_and_cancels_the_tool(
     assert events[-1].status is RunStatus.ABORTED
     await settle(cancelled.wait())
     await settle(engine.stop())
+
+
+async def test_progress_after_the_tool_call_ended_is_dropped(
+    manager: SessionManager, clock: FakeClock
+) -> None:
+    started, release, late_done = threading.Event(), threading.Event(), threading.Event()
+
+    @tool(timeout=5)
+    def slow(progress: Any) -> str:
+        progress("in time")
+        started.set()
+        release.wait(30)
+        progress("too late")  # the call timed out: nobody may see this
+        late_done.set()
+        return "never seen"
+
+    async def second_call(request: ModelRequest) -> str:
+        release.set()
+        await asyncio.to_thread(late_done.wait, 30)
+        await asyncio.sleep(0)  # let a late update scheduled by the thread run, if any
+        return "done"
+
+    reply = AssistantMessage([ToolCall("c1", "slow", {})], stop_reason="tool_use")
+    engine = make_engine(manager, clock, provider=ScriptedProvider([reply, second_call]))
+    stream = await engine.run_streaming("u", "go", options={"tools": [slow]})
+    events = asyncio.ensure_future(collect(stream))
+    await asyncio.to_thread(started.wait, 30)
+    while clock.sleepers < 2:  # the run's watchdog and the tool's timeout
+        await asyncio.sleep(0)
+    clock.advance(6)
+    kinds = [(e.type, e.delta) for e in await settle(events)]
+    updates = [d for t, d in kinds if t is EventType.TOOL_EXECUTION_UPDATE]
+    assert updates == [{"type": "progress", "text": "in time"}]
+    assert kinds[-1][0] is EventType.RUN_END
