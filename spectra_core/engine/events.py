@@ -6,6 +6,7 @@ from enum import StrEnum
 from typing import Any
 
 import attrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from ..models import AssistantMessage, Message, ToolResultMessage
 from ..serde import converter
@@ -101,13 +102,35 @@ class RunEvent:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible form, without empty fields (what transports send)."""
-        raw: dict[str, Any] = converter.unstructure(attrs.evolve(self, message=None))
-        out: dict[str, Any] = {}
-        for key, value in raw.items():
-            if key in ("_message", "message"):
-                key, value = "message", self.message
-                if value is not None:
-                    value = converter.unstructure(value)
-            if value is not None:
-                out[key] = value
-        return out
+        raw: dict[str, Any] = converter.unstructure(self)
+        return {k: v for k, v in raw.items() if v is not None}
+
+
+# The converter sees ``message`` (built when it is a partial view) under its public name,
+# both ways, so events round-trip through an event log as they did with a plain field.
+_unstructure_fields = make_dict_unstructure_fn(RunEvent, converter, _message=override(omit=True))
+_structure_fields = make_dict_structure_fn(RunEvent, converter, _message=override(omit=True))
+
+
+def _unstructure_event(event: RunEvent) -> dict[str, Any]:
+    raw = _unstructure_fields(event)
+    message = event.message
+    out: dict[str, Any] = {}
+    for field in attrs.fields(RunEvent):
+        if field.name == "_message":
+            out["message"] = None if message is None else converter.unstructure(message)
+        else:
+            out[field.name] = raw[field.name]
+    return out
+
+
+def _structure_event(data: Any, cls: type[RunEvent]) -> RunEvent:
+    event = _structure_fields({k: v for k, v in data.items() if k != "message"}, cls)
+    message = data.get("message")
+    if message is None:
+        return event
+    return attrs.evolve(event, message=converter.structure(message, Message))  # type: ignore[arg-type]
+
+
+converter.register_unstructure_hook(RunEvent, _unstructure_event)
+converter.register_structure_hook(RunEvent, _structure_event)
