@@ -108,3 +108,14 @@ def test_build_instructions_builds_the_entries(
     script = importlib.import_module("bench.build_instructions")
     script.main(2)
     assert "built 2 x 1000 entries, generated builders" in capsys.readouterr().out
+
+
+def test_streaming_memory_measures_in_subprocesses(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT))
+    sys.modules.pop("bench.streaming_memory", None)
+    script = importlib.import_module("bench.streaming_memory")
+    out = io.StringIO()
+    assert script.main(["--chars", "800,1600"], out=out) == 0
+    text = out.getvalue()
+    assert "baseline (imports only): peak RSS " in text
+    assert "| 800 | 107 |" in text and "| 1,600 | 207 |" in text

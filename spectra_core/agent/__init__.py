@@ -1,5 +1,14 @@
 """The agent side of spectra: model providers, tools and the agent loop."""
 
+from ._clean import (
+    MAX_ARGUMENT_DEPTH,
+    REPLACEMENT_CHARACTER,
+    checked_arguments,
+    checked_reply,
+    clean_json,
+    parse_arguments,
+    replace_surrogates,
+)
 from .provider import (
     ModelProvider,
     ModelRequest,
@@ -13,6 +22,8 @@ from .provider import (
 )
 
 __all__ = [
+    "MAX_ARGUMENT_DEPTH",
+    "REPLACEMENT_CHARACTER",
     "ModelProvider",
     "ModelRequest",
     "ProviderDone",
@@ -22,4 +33,9 @@ __all__ = [
     "ThinkingDelta",
     "ToolCallDelta",
     "ToolSpec",
+    "checked_arguments",
+    "checked_reply",
+    "clean_json",
+    "parse_arguments",
+    "replace_surrogates",
 ]

@@ -50,10 +50,19 @@ async def stream_message(
                 yield ThinkingDelta(piece)
         elif isinstance(block, ToolCall):
             yield ToolCallDelta(index, id=block.id, name=block.name)
-            for piece in _chunks(json.dumps(block.arguments), chunk_size):
+            for piece in _chunks(_arguments_text(block.arguments), chunk_size):
                 yield ToolCallDelta(index, arguments_delta=piece)
             index += 1
     yield ProviderDone(message)
+
+
+def _arguments_text(arguments: Any) -> str:
+    """The arguments as the JSON a model would stream (their repr if they are not JSON:
+    the final message is then refused by the agent loop, naming the call)."""
+    try:
+        return json.dumps(arguments)
+    except (TypeError, ValueError, RecursionError):
+        return repr(arguments)
 
 
 def _last_user_text(request: ModelRequest) -> str:

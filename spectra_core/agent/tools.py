@@ -3,7 +3,10 @@
 ``@tool`` derives the schema from type hints and validates arguments by structuring them
 into those types with cattrs; a tool given an explicit schema gets the schema's
 required keys and basic types checked. Errors, timeouts and unserialisable results are
-returned to the model as error results; they never crash a run.
+returned to the model as error results; they never crash a run. That holds for any
+exception, including ``SystemExit``, ``KeyboardInterrupt`` and ``CancelledError`` raised
+by the tool itself (not by an abort of the run), an exception whose ``str()`` raises, a
+result too deeply nested to encode, and text holding surrogates (replaced by U+FFFD).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import cattrs
 
 from ..clock import Clock, SystemClock
 from ..errors import InvalidArgumentError
+from ._clean import describe_exception, replace_surrogates
 from .provider import ToolSpec
 
 __all__ = ["PROGRESS_PARAMETER", "Tool", "ToolOutcome", "tool"]
@@ -146,34 +150,79 @@ class Tool:
         progress: Callable[[str], None] | None = None,
         clock: Clock | None = None,
     ) -> ToolOutcome:
-        """Validate, run with the timeout, and render the result as text for the model."""
+        """Validate, run with the timeout, and render the result as text for the model.
+
+        Never raises, except ``CancelledError`` when the calling task is cancelled."""
         try:
             kwargs = self.validate(arguments)
         except InvalidArgumentError as exc:
-            return ToolOutcome(f"invalid arguments for tool {self.name!r}: {exc}", True)
+            return self._error(f"invalid arguments for tool {self.name!r}: {exc}")
+        except Exception as exc:  # e.g. RecursionError structuring a deep value
+            return self._error(
+                f"invalid arguments for tool {self.name!r}: {describe_exception(exc)}"
+            )
         if progress is not None and self.reports_progress:
             kwargs[PROGRESS_PARAMETER] = progress
         try:
-            if inspect.iscoroutinefunction(self.fn):
-                call: Awaitable[Any] = self.fn(**kwargs)
-            else:
-                call = asyncio.to_thread(self.fn, **kwargs)
-            result = await _with_timeout(call, self.timeout, clock or SystemClock())
+            result = await _with_timeout(self._call(kwargs), self.timeout, clock or SystemClock())
         except TimeoutError:
-            return ToolOutcome(f"tool {self.name!r} timed out after {self.timeout:g}s", True)
+            return self._error(f"tool {self.name!r} timed out after {self.timeout:g}s")
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # the run is being aborted
+            return self._error(f"tool {self.name!r} failed: it raised CancelledError")
+        except _Escaped as exc:
+            return self._error(f"tool {self.name!r} failed: {describe_exception(exc.inner)}")
         except Exception as exc:
-            return ToolOutcome(f"tool {self.name!r} failed: {type(exc).__name__}: {exc}", True)
+            return self._error(f"tool {self.name!r} failed: {describe_exception(exc)}")
         return _render(self.name, result)
+
+    def _error(self, text: str) -> ToolOutcome:
+        return ToolOutcome(replace_surrogates(text), True)
+
+    async def _call(self, kwargs: dict[str, Any]) -> Any:
+        """Run ``fn``: a coroutine function on the loop, anything else in a thread. An
+        exception the event loop would not contain (``SystemExit``, ``KeyboardInterrupt``,
+        which a task re-raises out of the loop) comes out as :class:`_Escaped`."""
+        if not inspect.iscoroutinefunction(self.fn):
+            return await asyncio.to_thread(_call_in_thread, self.fn, kwargs)
+        try:
+            return await self.fn(**kwargs)
+        except (SystemExit, KeyboardInterrupt) as exc:
+            raise _Escaped(exc) from exc
+
+
+class _Escaped(Exception):
+    """A tool raised a BaseException that must not leave its task (the original is
+    ``inner``)."""
+
+    def __init__(self, inner: BaseException) -> None:
+        super().__init__(type(inner).__name__)
+        self.inner = inner
+
+
+def _call_in_thread(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    try:
+        return fn(**kwargs)
+    except Exception:
+        raise
+    except BaseException as exc:  # SystemExit, KeyboardInterrupt, CancelledError...
+        raise _Escaped(exc) from exc
 
 
 async def _with_timeout(call: Awaitable[Any], seconds: float | None, clock: Clock) -> Any:
-    """Await ``call``, raising TimeoutError after ``seconds`` of ``clock`` time."""
+    """Await ``call``, raising TimeoutError after ``seconds`` of ``clock`` time; the call
+    is cancelled if the caller is."""
     if seconds is None:
         return await call
     work = asyncio.ensure_future(call)
     timer = asyncio.ensure_future(clock.sleep(seconds))
     try:
         await asyncio.wait({work, timer}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:  # the caller is cancelled (the run aborted): stop the tool too
+        work.cancel()
+        raise
     finally:
         timer.cancel()
     if not work.done():
@@ -197,18 +246,29 @@ def _matches(value: Any, expected: str | list[str]) -> bool:
 
 
 def _render(name: str, result: Any) -> ToolOutcome:
-    if isinstance(result, str):
-        return ToolOutcome(result)
-    if attrs.has(type(result)):
-        result = attrs.asdict(result)
+    """The result as text for the model: a string as it is, anything else as JSON
+    (surrogates replaced); a value that cannot be encoded is an error result."""
     try:
-        return ToolOutcome(json.dumps(result, ensure_ascii=False, allow_nan=False))
-    except (TypeError, ValueError) as exc:
+        if isinstance(result, str):
+            return ToolOutcome(replace_surrogates(result))
+        if attrs.has(type(result)):
+            result = attrs.asdict(result)
         return ToolOutcome(
-            f"tool {name!r} returned a value that is not JSON-serializable "
-            f"({type(result).__name__}): {exc}",
-            True,
+            replace_surrogates(json.dumps(result, ensure_ascii=False, allow_nan=False))
         )
+    except RecursionError:
+        why = "it is nested too deeply to encode"
+    except (TypeError, ValueError) as exc:
+        why = describe_exception(exc)
+    except Exception as exc:  # a __getattr__, __iter__... of the result that raised
+        why = f"encoding it raised {describe_exception(exc)}"
+    return ToolOutcome(
+        replace_surrogates(
+            f"tool {name!r} returned a value that is not JSON-serializable "
+            f"({type(result).__name__}): {why}"
+        ),
+        True,
+    )
 
 
 def tool(

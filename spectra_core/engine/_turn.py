@@ -3,12 +3,15 @@ persist each message as it completes, until no tool calls remain or ``max_turns`
 
 from __future__ import annotations
 
-import json
+import asyncio
+import contextlib
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import stamina
 
+from ..agent._clean import checked_reply, describe_exception, replace_surrogates
 from ..agent.provider import (
     ModelProvider,
     ModelRequest,
@@ -21,14 +24,8 @@ from ..agent.provider import (
 from ..agent.tools import Tool, ToolOutcome
 from ..clock import Clock
 from ..manager import SessionManager
-from ..models import (
-    AssistantMessage,
-    Session,
-    TextContent,
-    ThinkingContent,
-    ToolCall,
-    ToolResultMessage,
-)
+from ..models import AssistantMessage, Session, ToolCall, ToolResultMessage
+from ._partial import MessageBuilder, StreamDelta
 from .events import EventType
 
 __all__ = ["AgentLoop", "RetryPolicy", "retry_backoff"]
@@ -59,33 +56,6 @@ class RetryPolicy:
         self.wait_max = wait_max
 
 
-class _PartialMessage:
-    """Accumulates deltas into the assistant message being streamed."""
-
-    def __init__(self) -> None:
-        self.text: list[str] = []
-        self.thinking: list[str] = []
-        self.calls: dict[int, dict[str, Any]] = {}
-
-    @property
-    def empty(self) -> bool:
-        return not (self.text or self.thinking or self.calls)
-
-    def snapshot(self, **fields: Any) -> AssistantMessage:
-        blocks: list[Any] = []
-        if self.thinking:
-            blocks.append(ThinkingContent("".join(self.thinking)))
-        if self.text:
-            blocks.append(TextContent("".join(self.text)))
-        for call in self.calls.values():
-            try:
-                args = json.loads("".join(call["args"]) or "{}")
-            except ValueError:
-                args = {"_partial_arguments": "".join(call["args"])}
-            blocks.append(ToolCall(call["id"] or "", call["name"] or "", args))
-        return AssistantMessage(blocks, **fields)
-
-
 class AgentLoop:
     """Runs the turns of one run; see the module docstring."""
 
@@ -113,7 +83,7 @@ class AgentLoop:
         self.guard = guard
         self.retry = retry
         self.clock = clock
-        self.partial: _PartialMessage | None = None
+        self.partial: MessageBuilder | None = None
         self.turns = 0
         self.final: AssistantMessage | None = None
 
@@ -183,64 +153,52 @@ class AgentLoop:
         return result
 
     async def _stream(self, request: ModelRequest, turn: int) -> AssistantMessage:
-        partial = _PartialMessage()
+        provider = request.model.provider
+        partial = MessageBuilder(model=request.model.id, provider=provider)
         started = False
-        fields = {"model": request.model.id, "provider": request.model.provider}
         try:
             async for event in self.provider.stream(request):
                 if isinstance(event, ProviderDone):
+                    message = checked_reply(event.message, provider)
                     if not started:
-                        self.emit(EventType.MESSAGE_START, turn=turn, message=event.message)
-                    return event.message
+                        self.emit(EventType.MESSAGE_START, turn=turn, message=message)
+                    return message
+                delta = _clean_delta(event, provider)
                 if not started:
                     started = True
                     self.partial = partial
-                    self.emit(
-                        EventType.MESSAGE_START, turn=turn, message=partial.snapshot(**fields)
-                    )
-                delta = self._apply(partial, event)
+                    self.emit(EventType.MESSAGE_START, turn=turn, message=partial.view())
                 self.emit(
                     EventType.MESSAGE_UPDATE,
                     turn=turn,
-                    message=partial.snapshot(**fields),
-                    delta=delta,
+                    message=partial.add(delta),
+                    delta=_describe(delta, partial),
                 )
         except ProviderError as exc:
             if started:  # output already streamed: a retry would repeat it
                 exc.retryable = False
             raise
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is None or task.cancelling():
+                raise  # the run is being aborted or timed out
+            raise ProviderError(  # raised by the provider itself: a failure, not an abort
+                f"the model provider raised {describe_exception(exc)}", provider=provider
+            ) from exc
+        except (SystemExit, KeyboardInterrupt) as exc:  # raised by provider code: would
+            # escape the task and stop the caller's event loop
+            raise ProviderError(
+                f"the model provider raised {describe_exception(exc)}", provider=provider
+            ) from exc
         raise ProviderError(
             "the model stream ended without a final message", provider=request.model.provider
         )
-
-    @staticmethod
-    def _apply(partial: _PartialMessage, event: Any) -> dict[str, Any]:
-        if isinstance(event, TextDelta):
-            partial.text.append(event.text)
-            return {"type": "text", "text": event.text}
-        if isinstance(event, ThinkingDelta):
-            partial.thinking.append(event.thinking)
-            return {"type": "thinking", "thinking": event.thinking}
-        if isinstance(event, ToolCallDelta):
-            call = partial.calls.setdefault(event.index, {"id": None, "name": None, "args": []})
-            call["id"] = event.id or call["id"]
-            call["name"] = event.name or call["name"]
-            call["args"].append(event.arguments_delta)
-            return {
-                "type": "tool_call",
-                "index": event.index,
-                "id": call["id"],
-                "name": call["name"],
-                "arguments_delta": event.arguments_delta,
-            }
-        raise ProviderError(f"provider sent an unknown event {type(event).__name__}")
 
     def aborted_message(self) -> AssistantMessage | None:
         """What the model had streamed when the run was stopped, if anything."""
         if self.partial is None or self.partial.empty:
             return None
-        r = self.base_request.model
-        return self.partial.snapshot(model=r.id, provider=r.provider, stop_reason="aborted")
+        return self.partial.build(stop_reason="aborted")
 
     # --- tools ------------------------------------------------------------------------
 
@@ -257,8 +215,15 @@ class AgentLoop:
             known = ", ".join(sorted(self.tools)) or "none"
             outcome = ToolOutcome(f"unknown tool {call.name!r} (available: {known})", True)
         else:
-            outcome = await tool.execute(call.arguments, self._progress(call, turn), self.clock)
-        result = ToolResultMessage(call.id, call.name, outcome.text, is_error=outcome.is_error)
+            progress, finished = self._progress(call, turn)
+            try:
+                outcome = await tool.execute(call.arguments, progress, self.clock)
+            except Exception as exc:  # Tool.execute returns errors; a subclass may not
+                outcome = ToolOutcome(f"tool {call.name!r} failed: {describe_exception(exc)}", True)
+            finally:
+                finished.set()
+        text = replace_surrogates(outcome.text) if isinstance(outcome.text, str) else ""
+        result = ToolResultMessage(call.id, call.name, text, is_error=bool(outcome.is_error))
         self.manager.append_message(self.session, result)
         await self.manager.save(self.session)
         self.emit(
@@ -267,18 +232,93 @@ class AgentLoop:
             tool_call_id=call.id,
             tool_name=call.name,
             result=result,
-            is_error=outcome.is_error,
+            is_error=result.is_error,
         )
         return result
 
-    def _progress(self, call: ToolCall, turn: int) -> Callable[[str], None]:
-        def progress(text: str) -> None:
-            self.emit(
-                EventType.TOOL_EXECUTION_UPDATE,
-                turn=turn,
-                tool_call_id=call.id,
-                tool_name=call.name,
-                delta={"type": "progress", "text": str(text)},
-            )
+    def _progress(self, call: ToolCall, turn: int) -> tuple[Callable[[str], None], threading.Event]:
+        """A progress callback for one tool call, callable from the loop or from the
+        thread of a sync tool; it does nothing once ``finished`` is set (a tool that
+        timed out may still be running)."""
+        loop = asyncio.get_running_loop()
+        loop_thread = threading.get_ident()
+        finished = threading.Event()
 
-        return progress
+        def emit(text: str) -> None:
+            if not finished.is_set():
+                self.emit(
+                    EventType.TOOL_EXECUTION_UPDATE,
+                    turn=turn,
+                    tool_call_id=call.id,
+                    tool_name=call.name,
+                    delta={"type": "progress", "text": text},
+                )
+
+        def progress(text: str) -> None:
+            if finished.is_set():
+                return
+            shown = replace_surrogates(text if isinstance(text, str) else _safe_str(text))
+            if threading.get_ident() == loop_thread:
+                emit(shown)
+            else:
+                # a closed loop raises RuntimeError: the run is long over
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(emit, shown)
+
+        return progress, finished
+
+
+def _safe_str(value: Any) -> str:
+    try:
+        return str(value)
+    except Exception as exc:
+        return f"<{type(value).__name__}: str() raised {describe_exception(exc)}>"
+
+
+def _text(value: Any, what: str, provider: str | None) -> str:
+    if not isinstance(value, str):
+        raise ProviderError(
+            f"provider sent a {what} that is not a string: {type(value).__name__}",
+            provider=provider,
+        )
+    return replace_surrogates(value)
+
+
+def _clean_delta(event: Any, provider: str | None) -> StreamDelta:
+    """The provider's delta with its text made safe to store (surrogates -> U+FFFD)."""
+    if isinstance(event, TextDelta):
+        text = _text(event.text, "text delta", provider)
+        return event if text is event.text else TextDelta(text)
+    if isinstance(event, ThinkingDelta):
+        thinking = _text(event.thinking, "thinking delta", provider)
+        return event if thinking is event.thinking else ThinkingDelta(thinking)
+    if isinstance(event, ToolCallDelta):
+        if isinstance(event.index, bool) or not isinstance(event.index, int):
+            raise ProviderError(
+                f"provider sent a tool call delta whose index is {event.index!r}",
+                provider=provider,
+            )
+        return ToolCallDelta(
+            event.index,
+            id=None if event.id is None else _text(event.id, "tool call id", provider),
+            name=None if event.name is None else _text(event.name, "tool call name", provider),
+            arguments_delta=_text(event.arguments_delta, "tool call arguments", provider),
+        )
+    raise ProviderError(f"provider sent an unknown event {type(event).__name__}", provider=provider)
+
+
+def _describe(delta: StreamDelta, partial: MessageBuilder) -> dict[str, Any]:
+    """The ``delta`` field of a ``message_update`` event (a tool call's id and name are
+    those it has so far)."""
+    if isinstance(delta, TextDelta):
+        return {"type": "text", "text": delta.text}
+    if isinstance(delta, ThinkingDelta):
+        return {"type": "thinking", "thinking": delta.thinking}
+    call_id, name = partial.call_identity(delta.index)
+    return {
+        "type": "tool_call",
+        "index": delta.index,
+        "id": call_id,
+        "name": name,
+        "arguments_delta": delta.arguments_delta,
+    }

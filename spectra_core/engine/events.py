@@ -6,9 +6,11 @@ from enum import StrEnum
 from typing import Any
 
 import attrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from ..models import AssistantMessage, Message, ToolResultMessage
 from ..serde import converter
+from ._partial import PartialMessage
 
 __all__ = ["EventType", "RunEvent", "RunStatus"]
 
@@ -44,10 +46,18 @@ class RunEvent:
     """One event of a run. ``seq`` increases by one per event within the run, so a
     client can resume a stream after the last event it saw.
 
-    ``message`` is the message concerned (for ``message_update``, the assistant message
-    so far); ``delta`` the new piece (``{"type": "text"|"thinking"|"tool_call", ...}``);
-    tool events carry ``tool_call_id``, ``tool_name``, ``arguments``, ``result`` and
-    ``is_error``; ``run_end`` carries ``status``, ``error`` and ``retry_after``.
+    ``message`` is the message concerned (for ``message_start`` and ``message_update``,
+    the assistant message so far); ``delta`` the new piece
+    (``{"type": "text"|"thinking"|"tool_call", ...}``); tool events carry
+    ``tool_call_id``, ``tool_name``, ``arguments``, ``result`` and ``is_error``;
+    ``run_end`` carries ``status``, ``error`` and ``retry_after``.
+
+    While a message streams, its events do not each hold a copy of the message so far:
+    they share one append-only builder, and ``message`` builds the message (a new
+    :class:`~spectra_core.AssistantMessage`) when it is read, from the deltas up to this
+    event. Reading it costs time linear in the message; keeping events costs memory
+    linear in the output. ``partial`` is that shared view (``None`` for a complete
+    message); ``delta`` is the cheap way to follow a stream.
     """
 
     type: EventType
@@ -56,7 +66,7 @@ class RunEvent:
     seq: int
     timestamp: float
     turn: int | None = None
-    message: Message | None = None
+    _message: Message | PartialMessage | None = attrs.field(default=None, alias="message")
     delta: dict[str, Any] | None = None
     tool_call_id: str | None = None
     tool_name: str | None = None
@@ -72,10 +82,55 @@ class RunEvent:
         return self.type is EventType.RUN_END
 
     @property
+    def message(self) -> Message | None:
+        """The message concerned; for a streaming message, built now from the deltas up
+        to this event (a new object on each read)."""
+        message = self._message
+        return message.message() if isinstance(message, PartialMessage) else message
+
+    @property
+    def partial(self) -> PartialMessage | None:
+        """The shared view of a message still streaming (``message_start`` and
+        ``message_update``), else ``None``."""
+        message = self._message
+        return message if isinstance(message, PartialMessage) else None
+
+    @property
     def assistant_message(self) -> AssistantMessage | None:
-        return self.message if isinstance(self.message, AssistantMessage) else None
+        message = self.message
+        return message if isinstance(message, AssistantMessage) else None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible form, without empty fields (what transports send)."""
         raw: dict[str, Any] = converter.unstructure(self)
         return {k: v for k, v in raw.items() if v is not None}
+
+
+# The converter sees ``message`` (built when it is a partial view) under its public name,
+# both ways, so events round-trip through an event log as they did with a plain field.
+_unstructure_fields = make_dict_unstructure_fn(RunEvent, converter, _message=override(omit=True))
+_structure_fields = make_dict_structure_fn(RunEvent, converter, _message=override(omit=True))
+
+
+def _unstructure_event(event: RunEvent) -> dict[str, Any]:
+    raw = _unstructure_fields(event)
+    message = event.message
+    out: dict[str, Any] = {}
+    for field in attrs.fields(RunEvent):
+        if field.name == "_message":
+            out["message"] = None if message is None else converter.unstructure(message)
+        else:
+            out[field.name] = raw[field.name]
+    return out
+
+
+def _structure_event(data: Any, cls: type[RunEvent]) -> RunEvent:
+    event = _structure_fields({k: v for k, v in data.items() if k != "message"}, cls)
+    message = data.get("message")
+    if message is None:
+        return event
+    return attrs.evolve(event, message=converter.structure(message, Message))  # type: ignore[arg-type]
+
+
+converter.register_unstructure_hook(RunEvent, _unstructure_event)
+converter.register_structure_hook(RunEvent, _structure_event)

@@ -12,7 +12,7 @@ from spectra_core import (
     ToolResultMessage,
     UserMessage,
 )
-from spectra_core.agent import ModelRequest, ToolSpec
+from spectra_core.agent import ModelRequest, ToolSpec, clean_json
 
 __all__ = ["build_params", "to_openai_messages", "to_openai_tools"]
 
@@ -43,7 +43,7 @@ def _assistant(msg: AssistantMessage) -> dict[str, Any]:
             {
                 "id": c.id,
                 "type": "function",
-                "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
+                "function": {"name": c.name, "arguments": json.dumps(clean_json(c.arguments))},
             }
             for c in calls
         ]
@@ -109,10 +109,13 @@ def to_openai_tools(tools: tuple[ToolSpec, ...]) -> list[dict[str, Any]]:
 
 
 def build_params(request: ModelRequest, model: str) -> dict[str, Any]:
-    """The keyword arguments of ``chat.completions.create`` for one streamed call."""
+    """The keyword arguments of ``chat.completions.create`` for one streamed call.
+
+    Surrogate code points in the messages (which UTF-8, hence the HTTP body, cannot
+    carry) are sent as U+FFFD."""
     params: dict[str, Any] = {
         "model": model,
-        "messages": to_openai_messages(request),
+        "messages": clean_json(to_openai_messages(request)),
         "stream": True,
         "stream_options": {"include_usage": True},
     }

@@ -10,7 +10,15 @@ from typing import Any
 import attrs
 
 from spectra_core import AssistantMessage, TextContent, ThinkingContent, ToolCall, Usage
-from spectra_core.agent import ProviderEvent, TextDelta, ThinkingDelta, ToolCallDelta
+from spectra_core.agent import (
+    MAX_ARGUMENT_DEPTH,
+    ProviderEvent,
+    TextDelta,
+    ThinkingDelta,
+    ToolCallDelta,
+    checked_arguments,
+    replace_surrogates,
+)
 from spectra_core.models import AssistantContent
 
 __all__ = ["STOP_REASONS", "ChunkError", "StreamState"]
@@ -40,9 +48,12 @@ class _PendingCall:
 
 
 def _opt_str(obj: Mapping[str, Any], key: str, where: str) -> str | None:
+    """A string field, surrogates (a ``\\ud800`` escape decodes to one) made U+FFFD."""
     value = obj.get(key)
-    if value is None or isinstance(value, str):
-        return value
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return replace_surrogates(value)
     raise ChunkError(f"{where}.{key} should be a string, got {value!r}")
 
 
@@ -147,9 +158,13 @@ class StreamState:
         if args is None:
             args = ""
         elif isinstance(args, Mapping):  # some servers send the arguments already parsed
-            args = json.dumps(args)
+            try:
+                args = json.dumps(args)
+            except (TypeError, ValueError, RecursionError) as exc:
+                raise ChunkError(f"{where}.function.arguments cannot be encoded: {exc}") from None
         elif not isinstance(args, str):
             raise ChunkError(f"{where}.function.arguments should be a string, got {args!r}")
+        args = replace_surrogates(args)
         pending = self.calls.get(key)
         if pending is None:
             pending = self.calls[key] = _PendingCall()
@@ -185,14 +200,24 @@ class StreamState:
             raise ChunkError(f"tool call {n} has no function name")
         raw = "".join(call.arguments).strip()
         try:
-            args = json.loads(raw) if raw else {}
+            value = json.loads(raw, parse_constant=_not_json) if raw else {}
+        except RecursionError:
+            raise ChunkError(
+                f"tool call {n} ({call.name!r}) has invalid JSON arguments {raw[:200]!r}: "
+                "nested too deeply"
+            ) from None
         except ValueError as exc:
             raise ChunkError(
                 f"tool call {n} ({call.name!r}) has invalid JSON arguments {raw[:200]!r}: {exc}"
             ) from None
-        if not isinstance(args, dict):
+        args = checked_arguments(value)
+        if args is None:
             raise ChunkError(
-                f"tool call {n} ({call.name!r}) arguments should be a JSON object, "
-                f"got {raw[:200]!r}"
+                f"tool call {n} ({call.name!r}) arguments should be a JSON object (at most "
+                f"{MAX_ARGUMENT_DEPTH} levels deep), got {raw[:200]!r}"
             )
         return ToolCall(call.id or f"call_{uuid.uuid4().hex[:24]}", call.name, args)
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
