@@ -38,6 +38,7 @@ __all__ = [
     "BackendConfig",
     "EngineSettings",
     "SpectraConfig",
+    "build_backend",
     "build_breaker",
     "build_engine",
     "build_rate_limiter",
@@ -478,6 +479,11 @@ def build_engine(config: SpectraConfig, registry: PluginRegistry, **overrides: A
     store = build_store(config, registry)
     manager = SessionManager(store, clock=kwargs.get("clock"))
     return SessionEngine(manager, **kwargs)
+
+
+def build_backend(part: BackendConfig, registry: PluginRegistry, source: str) -> Any:
+    """Build one configured backend; ConfigError naming ``source`` and the key path."""
+    return _create(part, registry, source)
 
 
 def _create(part: BackendConfig, registry: PluginRegistry, source: str) -> Any:
