@@ -127,3 +127,14 @@ def test_a_bad_user_id_is_refused_before_anything(
     line = one_error_line(capsys.readouterr().err)
     assert "user id" in line and reason in line
     assert not (tmp_path / "sessions").exists()
+
+
+@pytest.mark.parametrize("flag", ["--user", "--tenant"])
+def test_sessions_list_refuses_a_bad_user_or_tenant_filter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str
+) -> None:
+    cfg = tmp_path / "spectra.toml"
+    cfg.write_text('[store]\nbackend = "memory"\n')
+    assert main(["sessions", "list", flag, "a\tb", "--config", str(cfg)]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert f"{flag[2:]} id contains the control character '\\t'" in line

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..config import build_store
 from ..errors import SpectraError
+from ..ids import validate_user_id
 from ..manager import SessionManager
 from ..models import (
     AuditEntry,
@@ -70,6 +71,9 @@ def _handler(
 ) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         try:
+            for what in ("user", "tenant"):
+                if getattr(args, what, None) is not None:
+                    validate_user_id(getattr(args, what), f"{what} id")
             config, registry = load(args.config)
         except SpectraError as exc:
             return fail(exc, 2)
