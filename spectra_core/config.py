@@ -498,10 +498,11 @@ def _create(part: BackendConfig, registry: PluginRegistry, source: str) -> Any:
 
 
 def _key_named(part: BackendConfig, message: str) -> str:
-    """``part``'s key path, down to the option the message names if it names only one."""
+    """``part``'s key path, down to the option the message names if it names only one
+    (as itself, or in milliseconds: ``window_ms`` names ``window``)."""
     cls = type(part.options)
     names = [a.name for a in attrs.fields(cls)] if attrs.has(cls) else []
-    named = [n for n in names if re.search(rf"(?<![\w.]){re.escape(n)}(?![\w])", message)]
+    named = [n for n in names if re.search(rf"(?<![\w.]){re.escape(n)}(_ms)?(?!\w)", message)]
     return f"{part.path}.{named[0]}" if len(named) == 1 else part.path
 
 

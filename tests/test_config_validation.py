@@ -82,6 +82,14 @@ def refused(doc: dict[str, Any], registry: PluginRegistry) -> list[str]:
             "$.limiter[0].requests_per_window: rate limiter requests_per_window must be",
         ),
         (
+            {
+                "limiter": [
+                    {"backend": "memory", "key": "user", "requests_per_window": 5, "window": 0}
+                ]
+            },
+            "$.limiter[0].window: rate limiter window_ms must be a positive number",
+        ),
+        (
             {"model": {"provider": "echo", "chunk_size": 0}},
             "$.model.chunk_size: 'chunk_size' must be >= 1: 0",
         ),
