@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from spectra_core import InvalidIdError, new_entry_id, new_session_id, validate_id
+from spectra_core import InvalidIdError, SessionManager, new_entry_id, new_session_id, validate_id
 from spectra_core.ids import MAX_USER_ID_LENGTH, validate_user_id
 
 
@@ -71,3 +71,19 @@ def test_accepted_user_ids_are_storable_text(value: str) -> None:
         return
     value.encode("utf-8")  # never a lone surrogate
     assert "\x00" not in value and 0 < len(value) <= MAX_USER_ID_LENGTH
+
+
+@pytest.mark.needs_plugins
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"user_id": "ann\x00"}, "user id contains the control character"),
+        ({"tenant_id": "t" * 257}, "tenant id is 257 characters long"),
+    ],
+)
+async def test_manager_create_refuses_a_bad_user_or_tenant_id(
+    manager: SessionManager, fields: dict[str, str], reason: str
+) -> None:
+    with pytest.raises(InvalidIdError, match=reason):
+        await manager.create(**fields)  # type: ignore[arg-type]
+    assert list(await manager.list()) == []  # nothing written
