@@ -130,30 +130,57 @@ def _make_converter() -> cattrs.Converter:
 
 def _keyed(conv: cattrs.Converter, cls: type[Any]) -> Callable[[Any, Any], Any]:
     """cattrs' structuring of an attrs class, except that a converter or validator that
-    refuses a value is reported at its key (``$.store.schema``), not at the table."""
+    refuses a value is reported at its key (``$.store.schema``), not at the table, and
+    together with the keys that failed to structure."""
     base = make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=True)
 
     def structure(value: Any, _: Any) -> Any:
         try:
             return base(value, cls)
         except cattrs.ClassValidationError as group:
-            if any(_keyed_note(e) for e in group.exceptions):
-                raise  # refused while structuring a key: cattrs named it
-            raise _blame(conv, cls, value, group) from None  # refused by cls(...)
-        except (ValueError, TypeError) as exc:  # the same, without detailed validation
-            raise _blame(conv, cls, value, exc) from None
+            refusals = _refusals(conv, cls, value)
+            if not refusals:
+                raise
+            # what cattrs named stays; an error of cls(...) itself becomes the refusals
+            kept = [
+                e
+                for e in group.exceptions
+                if _keyed_note(e) is not None or isinstance(e, ForbiddenExtraKeysError)
+            ]
+            raise cattrs.ClassValidationError(
+                f"While structuring {cls.__name__}", _in_field_order(cls, kept + refusals), cls
+            ) from None
+        except (ValueError, TypeError):  # the same, without detailed validation
+            refusals = _refusals(conv, cls, value)
+            if not refusals:
+                raise
+            raise cattrs.ClassValidationError(
+                f"While structuring {cls.__name__}", refusals, cls
+            ) from None
 
     return structure
 
 
-def _keyed_note(exc: BaseException) -> bool:
-    return any(isinstance(n, AttributeValidationNote) for n in getattr(exc, "__notes__", ()))
+def _keyed_note(exc: BaseException) -> AttributeValidationNote | None:
+    notes = getattr(exc, "__notes__", ())
+    return next((n for n in notes if isinstance(n, AttributeValidationNote)), None)
 
 
-def _blame(conv: cattrs.Converter, cls: type[Any], value: Any, exc: Exception) -> Exception:
-    """``exc`` noted at the key whose value its converter or validator refuses, else as is."""
+def _in_field_order(cls: type[Any], errors: list[Exception]) -> list[Exception]:
+    order = {f.alias or f.name: i for i, f in enumerate(attrs.fields(cls))}
+
+    def rank(exc: Exception) -> int:
+        note = _keyed_note(exc)
+        return order.get(str(note.name), len(order)) if note is not None else len(order)
+
+    return sorted(errors, key=rank)
+
+
+def _refusals(conv: cattrs.Converter, cls: type[Any], value: Any) -> list[Exception]:
+    """The values given for ``cls`` that structure but that their converter or validator
+    refuses, each noted at its key."""
     if not isinstance(value, Mapping):
-        return exc
+        return []
     refusals: list[Exception] = []
     for field in attrs.fields(attrs.resolve_types(cls)):
         key = field.alias or field.name
@@ -162,7 +189,7 @@ def _blame(conv: cattrs.Converter, cls: type[Any], value: Any, exc: Exception) -
         try:
             v = conv.structure(value[key], field.type)
         except Exception:
-            continue
+            continue  # reported by cattrs at its key
         try:
             if field.converter is not None:
                 v = field.converter(v)
@@ -173,9 +200,7 @@ def _blame(conv: cattrs.Converter, cls: type[Any], value: Any, exc: Exception) -
                 AttributeValidationNote(f"Structuring class {cls.__qualname__} @ {key}", key, v)
             ]
             refusals.append(refused)
-    if not refusals:
-        return exc
-    return cattrs.ClassValidationError(f"While structuring {cls.__name__}", refusals, cls)
+    return refusals
 
 
 options_converter = _make_converter()
