@@ -80,7 +80,8 @@ def chat(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Chat]:
     session = Chat(proc, ours)
     try:
         wait_until(lambda: session.read() and session.seen.endswith(b"> "), "the prompt")
-        wait_until(lambda: blocked(proc.pid), "the read at the prompt")
+        # (each look waits up to 10ms on the child's output, rather than spinning)
+        wait_until(lambda: session.read() and blocked(proc.pid), "the read at the prompt")
         yield session
     finally:
         if proc.poll() is None:
