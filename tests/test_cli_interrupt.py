@@ -53,12 +53,13 @@ class Chat:
         return bool(data)
 
 
-@pytest.fixture(params=["pipe", "pty"])
+@pytest.fixture(params=["pipe", "pty", "pipe, after a turn"])
 def chat(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Chat]:
     """``spectra chat`` blocked at its prompt, its streams on pipes or on a terminal (where
     Python's ``input`` writes the prompt to stderr)."""
     env = {**os.environ, "SPECTRA_HOME": str(tmp_path), "SPECTRA_DISABLE_PLUGINS": ""}
     env.pop("SPECTRA_CONFIG", None)
+    after_a_turn = request.param.endswith("after a turn")
     if request.param == "pty":
         ours, theirs = pty.openpty()
         stdin = theirs
@@ -80,6 +81,12 @@ def chat(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Chat]:
     session = Chat(proc, ours)
     try:
         wait_until(lambda: session.read() and session.seen.endswith(b"> "), "the prompt")
+        if after_a_turn:  # the loop, the store's connection and threads now exist
+            os.write(keep, b"hello\n")
+            wait_until(
+                lambda: session.read() and session.seen.endswith(b"echo: hello\n> "),
+                "the answer and the next prompt",
+            )
         # (each look waits up to 10ms on the child's output, rather than spinning)
         wait_until(lambda: session.read() and blocked(proc.pid), "the read at the prompt")
         yield session
