@@ -532,8 +532,9 @@ def _key_named(part: BackendConfig, message: str) -> str:
 
 
 async def check_buildable(config: SpectraConfig, registry: PluginRegistry) -> list[str]:
-    """Build every configured backend once, then the engine (then close them all), and
-    list what fails: what ``check`` accepts, :func:`build_engine` builds."""
+    """Build every configured backend once, then the engine if there is a ``[store]``
+    (then close them all), and list what fails: what ``check`` accepts,
+    :func:`build_engine` builds."""
     errors: list[str] = []
     for part in _parts(config):
         try:
@@ -542,7 +543,7 @@ async def check_buildable(config: SpectraConfig, registry: PluginRegistry) -> li
             errors.extend(exc.errors)
             continue
         await _aclose(built)
-    if errors:
+    if errors or config.store is None:  # without a store, a config gives parts only
         return errors
     try:
         engine = build_engine(config, registry)
