@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -255,6 +257,12 @@ def documents(folder: str) -> st.SearchStrategy[dict[str, Any]]:
 
 
 FOLDER = tempfile.mkdtemp(prefix="spectra-config-")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _remove_folder() -> Iterator[None]:
+    yield
+    shutil.rmtree(FOLDER, ignore_errors=True)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
