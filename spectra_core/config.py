@@ -25,11 +25,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import cattrs
-from cattrs.errors import ForbiddenExtraKeysError
+from cattrs.errors import AttributeValidationNote, ForbiddenExtraKeysError
+from cattrs.gen import make_dict_structure_fn
 from cattrs.v import format_exception
 
 from .durations import Duration, parse_duration
-from .errors import ConfigError, PluginError
+from .errors import ConfigError, PluginError, SpectraError
 from .plugins import BackendKind, PluginRegistry, closest, load_plugins
 from .rate_limit import DIMENSIONS
 
@@ -44,6 +45,7 @@ __all__ = [
     "BackendConfig",
     "EngineSettings",
     "SpectraConfig",
+    "build_backend",
     "build_breaker",
     "build_engine",
     "build_rate_limiter",
@@ -57,13 +59,18 @@ __all__ = [
 T = TypeVar("T")
 
 
+def _at_least_1ms(_: Any, attribute: attrs.Attribute[Duration], value: Duration) -> None:
+    if value < 0.001:  # the engine counts in whole milliseconds
+        raise ValueError(f"{attribute.name} must be at least 1ms, got {value!r} seconds")
+
+
 @attrs.frozen
 class EngineSettings:
     """The ``[engine]`` table."""
 
     engine_id: str = "local"
     max_concurrent_sessions: int = attrs.field(default=100, validator=attrs.validators.ge(1))
-    session_timeout: Duration = attrs.field(default=Duration(120.0))
+    session_timeout: Duration = attrs.field(default=Duration(120.0), validator=_at_least_1ms)
     busy: str = attrs.field(default="reject", validator=attrs.validators.in_(("reject", "wait")))
     capacity_wait: Duration = attrs.field(default=Duration(0.0))
     max_input_chars: int = attrs.field(default=1_000_000, validator=attrs.validators.ge(1))
@@ -125,7 +132,83 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(float, _float)
     conv.register_structure_hook(Duration, lambda v, _: parse_duration(v))
     conv.register_structure_hook(Path, lambda v, _: Path(_strict(str, "a path")(v, None)))
+    conv.register_structure_hook_factory(attrs.has, lambda cls: _keyed(conv, cls))
     return conv
+
+
+def _keyed(conv: cattrs.Converter, cls: type[Any]) -> Callable[[Any, Any], Any]:
+    """cattrs' structuring of an attrs class, except that a converter or validator that
+    refuses a value is reported at its key (``$.store.schema``), not at the table, and
+    together with the keys that failed to structure."""
+    base = make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=True)
+
+    def structure(value: Any, _: Any) -> Any:
+        try:
+            return base(value, cls)
+        except cattrs.ClassValidationError as group:
+            refusals = _refusals(conv, cls, value)
+            if not refusals:
+                raise
+            # what cattrs named stays; an error of cls(...) itself becomes the refusals
+            kept = [
+                e
+                for e in group.exceptions
+                if _keyed_note(e) is not None or isinstance(e, ForbiddenExtraKeysError)
+            ]
+            raise cattrs.ClassValidationError(
+                f"While structuring {cls.__name__}", _in_field_order(cls, kept + refusals), cls
+            ) from None
+        except (ValueError, TypeError):  # the same, without detailed validation
+            refusals = _refusals(conv, cls, value)
+            if not refusals:
+                raise
+            raise cattrs.ClassValidationError(
+                f"While structuring {cls.__name__}", refusals, cls
+            ) from None
+
+    return structure
+
+
+def _keyed_note(exc: BaseException) -> AttributeValidationNote | None:
+    notes = getattr(exc, "__notes__", ())
+    return next((n for n in notes if isinstance(n, AttributeValidationNote)), None)
+
+
+def _in_field_order(cls: type[Any], errors: list[Exception]) -> list[Exception]:
+    order = {f.alias or f.name: i for i, f in enumerate(attrs.fields(cls))}
+
+    def rank(exc: Exception) -> int:
+        note = _keyed_note(exc)
+        return order.get(str(note.name), len(order)) if note is not None else len(order)
+
+    return sorted(errors, key=rank)
+
+
+def _refusals(conv: cattrs.Converter, cls: type[Any], value: Any) -> list[Exception]:
+    """The values given for ``cls`` that structure but that their converter or validator
+    refuses, each noted at its key."""
+    if not isinstance(value, Mapping):
+        return []
+    refusals: list[Exception] = []
+    for field in attrs.fields(attrs.resolve_types(cls)):
+        key = field.alias or field.name
+        if not field.init or key not in value:
+            continue
+        try:
+            v = conv.structure(value[key], field.type)
+        except Exception:
+            continue  # reported by cattrs at its key
+        try:
+            if field.converter is not None:
+                v = field.converter(v)
+            if field.validator is not None:
+                field.validator(None, field, v)
+        except Exception as refused:
+            refused.__notes__ = [
+                AttributeValidationNote(f"Structuring class {cls.__qualname__} @ {key}", key, v)
+            ]
+            refusals.append(refused)
+    return refusals
 
 
 options_converter = _make_converter()
@@ -145,8 +228,15 @@ def _format(exc: BaseException, typ: type[Any] | None) -> str:
     if isinstance(exc, KeyError):
         return "required key missing"
     if isinstance(exc, ValueError | TypeError) and str(exc):
-        return str(exc)
+        return _message(exc)
     return format_exception(exc, typ)
+
+
+def _message(exc: BaseException) -> str:
+    """The text of ``exc``: attrs' validators raise ``ValueError(text, attribute, ...)``."""
+    if len(exc.args) > 1 and isinstance(exc.args[0], str):
+        return exc.args[0]
+    return str(exc)
 
 
 def _structure(value: Any, cls: type[T], path: str) -> tuple[T | None, list[str]]:
@@ -267,6 +357,25 @@ def _backend_section(
     return BackendConfig(kind, name, options, path, key if "key" in extra else None), []
 
 
+#: The deepest nesting of tables and arrays a config may have.
+MAX_DEPTH = 32
+
+
+def _too_deep(data: Any) -> str | None:
+    """The key path of the first value nested deeper than MAX_DEPTH, or None (iterative:
+    a document deeper than Python's recursion limit is refused, not a RecursionError)."""
+    stack: list[tuple[Any, str, int]] = [(data, "$", 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return path
+        if isinstance(value, Mapping):
+            stack.extend((v, f"{path}.{k}", depth + 1) for k, v in value.items())
+        elif isinstance(value, list | tuple):
+            stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value))
+    return None
+
+
 def parse_config(
     data: Mapping[str, Any],
     source: str = "<config>",
@@ -275,6 +384,12 @@ def parse_config(
 ) -> SpectraConfig:
     """Validate a parsed TOML document; raise ConfigError listing every problem."""
     registry = registry if registry is not None else load_plugins()
+    too_deep = _too_deep(data)
+    if too_deep is not None:
+        raise ConfigError(
+            f"{source}: {too_deep}: nested more than {MAX_DEPTH} levels deep; "
+            "a spectra config is a few tables of plain values"
+        )
     values, errors = interpolate(dict(data), "$", env)
     parts: dict[str, Any] = {}
     for section, value in values.items():
@@ -327,6 +442,11 @@ def load_config(
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(
+            f"{p}: $: nested more than {MAX_DEPTH} levels deep; "
+            "a spectra config is a few tables of plain values"
+        ) from None
     return parse_config(data, str(p), registry, env)
 
 
@@ -443,18 +563,56 @@ def _expect(built: Any, protocol: Any, what: str, part: BackendConfig | None, so
     raise ConfigError(f"{where}: the backend built a {type(built).__name__}, not a {what}")
 
 
+def build_backend(part: BackendConfig, registry: PluginRegistry, source: str) -> Any:
+    """Build one configured backend; ConfigError naming ``source`` and the key path."""
+    return _create(part, registry, source)
+
+
 def _create(part: BackendConfig, registry: PluginRegistry, source: str) -> Any:
     try:
         return part.create(registry)
     except ConfigError as exc:
         raise ConfigError([f"{source}: {part.path}: {line}" for line in exc.errors]) from None
-    except (ValueError, TypeError, PluginError) as exc:
-        raise ConfigError(f"{source}: {part.path}: {exc}") from None
+    except Exception as exc:  # whatever the factory refuses, reported at its key
+        message = _message(exc) if isinstance(exc, ValueError | TypeError | SpectraError) else ""
+        message = message or f"{type(exc).__name__}: {exc}"
+        raise ConfigError(f"{source}: {_key_named(part, message)}: {message}") from None
+
+
+def _key_named(part: BackendConfig, message: str) -> str:
+    """``part``'s key path, down to the option the message names if it names only one
+    (as itself, or in milliseconds: ``window_ms`` names ``window``)."""
+    cls = type(part.options)
+    names = [a.name for a in attrs.fields(cls)] if attrs.has(cls) else []
+    named = [n for n in names if re.search(rf"(?<![\w.]){re.escape(n)}(_ms)?(?!\w)", message)]
+    return f"{part.path}.{named[0]}" if len(named) == 1 else part.path
 
 
 async def check_buildable(config: SpectraConfig, registry: PluginRegistry) -> list[str]:
-    """Build every configured backend once (then close it) and list what fails."""
-    errors = []
+    """Build every configured backend once, then the engine if there is a ``[store]``
+    (then close them all), and list what fails: what ``check`` accepts,
+    :func:`build_engine` builds."""
+    errors: list[str] = []
+    for part in _parts(config):
+        try:
+            built = _create(part, registry, config.source)
+        except ConfigError as exc:
+            errors.extend(exc.errors)
+            continue
+        await _aclose(built)
+    if errors or config.store is None:  # without a store, a config gives parts only
+        return errors
+    try:
+        engine = build_engine(config, registry)
+    except ConfigError as exc:
+        return exc.errors
+    except Exception as exc:
+        return [f"{config.source}: $.engine: {type(exc).__name__}: {exc}"]
+    await _close_engine(engine)
+    return []
+
+
+def _parts(config: SpectraConfig) -> list[BackendConfig]:
     parts = [
         config.store,
         *config.limiters,
@@ -463,15 +621,18 @@ async def check_buildable(config: SpectraConfig, registry: PluginRegistry) -> li
         config.transport,
         *config.health,
     ]
-    for part in parts:
-        if part is None:
-            continue
-        try:
-            built = _create(part, registry, config.source)
-        except ConfigError as exc:
-            errors.extend(exc.errors)
-            continue
-        aclose = getattr(built, "aclose", None)
-        if aclose is not None:
-            await aclose()
-    return errors
+    return [p for p in parts if p is not None]
+
+
+async def _aclose(built: Any) -> None:
+    aclose = getattr(built, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+async def _close_engine(engine: Any) -> None:
+    """Release what an engine that never started holds (no log lines, no drain)."""
+    owned = [engine.default_provider, *engine.providers.values(), engine.session_manager.store]
+    owned += [engine.rate_limiter, engine.circuit_breaker]
+    for part in {id(p): p for p in owned if p is not None}.values():
+        await _aclose(part)

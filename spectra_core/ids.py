@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 import uuid
 
 from .errors import InvalidIdError
 
-__all__ = ["MAX_ID_LENGTH", "new_entry_id", "new_session_id", "validate_id"]
+__all__ = [
+    "MAX_ID_LENGTH",
+    "MAX_USER_ID_LENGTH",
+    "new_entry_id",
+    "new_session_id",
+    "validate_id",
+    "validate_user_id",
+]
 
 MAX_ID_LENGTH = 128
+#: The longest user or tenant id accepted (characters).
+MAX_USER_ID_LENGTH = 256
 _ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -33,6 +43,38 @@ def validate_id(value: object, what: str = "session id") -> str:
             f"{what} {value!r} is not allowed: use only letters, digits, '_', '-' and '.', "
             "starting with a letter or digit"
         )
+    return value
+
+
+def validate_user_id(value: object, what: str = "user id") -> str:
+    """Return ``value`` if it is an acceptable user (or tenant) id, else raise
+    :class:`InvalidIdError` saying why.
+
+    User ids come from an application's users (logins, e-mail addresses, ``auth0|123``),
+    so any printable text is allowed: 1-256 characters, not only whitespace, without
+    control characters (NUL, newlines, escapes) or lone surrogates (text that is not
+    valid Unicode cannot be stored).
+    """
+    if not isinstance(value, str):
+        raise InvalidIdError(f"{what} must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise InvalidIdError(f"{what} must not be empty")
+    if len(value) > MAX_USER_ID_LENGTH:
+        raise InvalidIdError(
+            f"{what} is {len(value)} characters long; the maximum is {MAX_USER_ID_LENGTH}"
+        )
+    for i, char in enumerate(value):
+        category = unicodedata.category(char)
+        if category == "Cc":
+            raise InvalidIdError(
+                f"{what} contains the control character {char!r} at position {i}; "
+                "use printable text"
+            )
+        if category == "Cs":
+            raise InvalidIdError(
+                f"{what} contains {char!r} at position {i}, which is not valid Unicode "
+                "(was it decoded from bytes that are not UTF-8?)"
+            )
     return value
 
 

@@ -13,7 +13,7 @@ import cattrs
 from ._checks import json_problem
 from .clock import Clock, SystemClock, utc_from_timestamp
 from .errors import InvalidArgumentError
-from .ids import new_entry_id, new_session_id, validate_id
+from .ids import new_entry_id, new_session_id, validate_id, validate_user_id
 from .models import (
     AuditEntry,
     CompactionEntry,
@@ -101,8 +101,8 @@ class SessionManager:
             id=new_session_id() if session_id is None else validate_id(session_id),
             created_at=now,
             updated_at=now,
-            user_id=user_id,
-            tenant_id=tenant_id,
+            user_id=None if user_id is None else validate_user_id(user_id),
+            tenant_id=None if tenant_id is None else validate_user_id(tenant_id, "tenant id"),
             config=config if config is not None else SessionConfig(),
         )
         await self.store.save(session)

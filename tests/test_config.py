@@ -192,3 +192,39 @@ def test_broken_plugin_backend_in_config_names_it(tmp_path: Path) -> None:
     (err,) = errors_of(p, reg)
     assert "plugin 'sqlite' (spectra-sqlite) failed to load: ImportError: cannot import" in err
     assert reg.names(BackendKind.SESSION_STORE) == []
+
+
+def _identifier(_: object, attribute: attrs.Attribute[str], value: str) -> None:
+    if not value.isidentifier():
+        raise ValueError(f"{attribute.name} must be an SQL identifier, got {value!r}")
+
+
+@attrs.frozen
+class Pool:
+    size: int = attrs.field(default=4, validator=attrs.validators.ge(1))
+
+
+@attrs.frozen
+class SchemaStoreOptions:
+    dsn: str
+    schema: str = attrs.field(default="public", validator=_identifier)
+    pool: Pool = attrs.field(factory=Pool)
+
+
+def test_validator_errors_name_the_key_also_nested(tmp_path: Path) -> None:
+    mod = types.ModuleType("pg")
+
+    @hookimpl
+    def spectra_register_session_stores(register):  # type: ignore[no-untyped-def]
+        register("pg", lambda o: o, SchemaStoreOptions)
+
+    mod.spectra_register_session_stores = spectra_register_session_stores  # type: ignore[attr-defined]
+    reg = load_plugins([PluginSource.of("pg", mod, "pg-spectra")], disabled=[])
+    p = write(
+        tmp_path,
+        '[store]\nbackend = "pg"\ndsn = "postgres://x"\nschema = "no such"\npool = {size = 0}\n',
+    )
+    assert errors_of(p, reg) == [
+        f"{p}: $.store.schema: schema must be an SQL identifier, got 'no such'",
+        f"{p}: $.store.pool.size: 'size' must be >= 1: 0",
+    ]

@@ -10,12 +10,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import io
 import sys
+from asyncio import Runner
+from collections.abc import Callable
 from typing import Any
 
 from ..config import build_engine
 from ..engine import EventType, RunStatus, SessionEngine
 from ..errors import SpectraError
+from ..ids import validate_user_id
 from ..logging import configure_logging
 from ._common import add_config_option, fail, load
 from ._sessions import describe
@@ -44,34 +48,37 @@ def _engine(args: argparse.Namespace) -> SessionEngine:
     return engine
 
 
-def _main(args: argparse.Namespace, body: Any) -> int:
+def _main(args: argparse.Namespace, body: Callable[[Runner, SessionEngine, Any], int]) -> int:
+    """Build the engine, run ``body`` on one event loop, then stop the engine and close
+    the store. Ctrl-C at any point exits with 130: the prompt is read on the main thread
+    (between turns no loop is running), and a turn in progress is cancelled."""
     configure_logging("info" if args.verbose else "warning")
-    args.user = args.user or _login()
     try:
+        args.user = _login() if args.user is None else validate_user_id(args.user)
         engine = _engine(args)
     except SpectraError as exc:
         return fail(exc, 2)
-
-    async def go() -> int:
-        engine.start()
+    with asyncio.Runner() as runner:
         try:
-            status: int = await body(engine, args)
-            return status
+            engine.start()
+            return body(runner, engine, args)
+        except SpectraError as exc:
+            return fail(exc)
+        except KeyboardInterrupt:
+            return 130
         finally:
-            await engine.stop(drain=False)
-            await engine.session_manager.store.aclose()
+            runner.run(_close(engine))
 
-    try:
-        return asyncio.run(go())
-    except SpectraError as exc:
-        return fail(exc)
-    except KeyboardInterrupt:
-        return 130
+
+async def _close(engine: SessionEngine) -> None:
+    await engine.stop(drain=False)
+    await engine.session_manager.store.aclose()
 
 
 def _login() -> str:
+    """The login name as the default user id, or "local" if it is not a valid one."""
     try:
-        return getpass.getuser()
+        return validate_user_id(getpass.getuser())
     except Exception:
         return "local"
 
@@ -98,8 +105,8 @@ async def _turn(engine: SessionEngine, args: argparse.Namespace, text: str) -> t
     return session_id, ok
 
 
-async def _run(engine: SessionEngine, args: argparse.Namespace) -> int:
-    session_id, ok = await _turn(engine, args, args.prompt)
+def _run(runner: Runner, engine: SessionEngine, args: argparse.Namespace) -> int:
+    session_id, ok = runner.run(_turn(engine, args, args.prompt))
     print(
         f"session {session_id} (continue with: spectra run --session {session_id} ...)",
         file=sys.stderr,
@@ -117,64 +124,78 @@ HELP = """commands:
   /quit              leave (also Ctrl-D)"""
 
 
-async def _chat(engine: SessionEngine, args: argparse.Namespace) -> int:
-    manager = engine.session_manager
+def _chat(runner: Runner, engine: SessionEngine, args: argparse.Namespace) -> int:
+    if isinstance(sys.stdin, io.TextIOWrapper):  # bytes that are not UTF-8: our error
+        sys.stdin.reconfigure(errors="surrogateescape")
     print(f"spectra chat as {args.user!r}; type /help for commands", file=sys.stderr)
     while True:
         try:
-            line = await asyncio.to_thread(input, "> ")
+            line = input("> ")
         except EOFError:
             print(file=sys.stderr)
             return 0
+        except KeyboardInterrupt:
+            print(file=sys.stderr)
+            raise
         line = line.strip()
         if not line:
             continue
-        if not line.startswith("/"):
-            try:
-                args.session, _ = await _turn(engine, args, line)
-            except SpectraError as exc:
-                print(f"error: {exc}", file=sys.stderr)
-            continue
-        cmd, _, arg = line.partition(" ")
-        arg = arg.strip()
         try:
-            if cmd in ("/quit", "/exit"):
+            line.encode("utf-8")
+        except UnicodeEncodeError:
+            print("error: that line is not valid UTF-8 text; nothing was sent", file=sys.stderr)
+            continue
+        try:
+            if runner.run(_command(engine, args, line)):
                 return 0
-            if cmd == "/help":
-                print(HELP)
-            elif cmd == "/sessions":
-                page = await manager.list()
-                for info in page:
-                    if info.user_id == args.user:
-                        print(f"{info.id}  {info.updated_at:%Y-%m-%d %H:%M}  v{info.version}")
-            elif cmd == "/resume":
-                session = await manager.load(arg)
-                if session.user_id not in (None, args.user):
-                    raise SpectraError(f"session {arg!r} not found")
-                args.session = session.id
-                print(f"resumed {session.id}")
-            elif args.session is None:
-                print("no session yet: say something first, or /resume ID")
-            elif cmd in ("/tree", "/show"):
-                session = await manager.load(args.session)
-                if cmd == "/show":
-                    for e in manager.get_branch(session):
-                        print(f"{e.id}  {describe(e)}")
-                else:
-                    _print_tree(manager, session)
-            elif cmd == "/branch":
-                session = await manager.load(args.session)
-                manager.branch(session, arg or None)
-                await manager.save(session)
-                print(f"leaf moved to {arg or 'the start'}")
-            elif cmd == "/fork":
-                fork = await manager.fork(args.session, arg or None)
-                args.session = fork.id
-                print(f"forked into {fork.id}; now talking there")
-            else:
-                print(f"unknown command {cmd}; type /help")
         except SpectraError as exc:
             print(f"error: {exc}", file=sys.stderr)
+
+
+async def _command(engine: SessionEngine, args: argparse.Namespace, line: str) -> bool:
+    """Do what one line of the chat says; True to leave."""
+    manager = engine.session_manager
+    if not line.startswith("/"):
+        args.session, _ = await _turn(engine, args, line)
+        return False
+    cmd, _, arg = line.partition(" ")
+    arg = arg.strip()
+    if cmd in ("/quit", "/exit"):
+        return True
+    if cmd == "/help":
+        print(HELP)
+    elif cmd == "/sessions":
+        page = await manager.list()
+        for info in page:
+            if info.user_id == args.user:
+                print(f"{info.id}  {info.updated_at:%Y-%m-%d %H:%M}  v{info.version}")
+    elif cmd == "/resume":
+        session = await manager.load(arg)
+        if session.user_id not in (None, args.user):
+            raise SpectraError(f"session {arg!r} not found")
+        args.session = session.id
+        print(f"resumed {session.id}")
+    elif args.session is None:
+        print("no session yet: say something first, or /resume ID")
+    elif cmd in ("/tree", "/show"):
+        session = await manager.load(args.session)
+        if cmd == "/show":
+            for e in manager.get_branch(session):
+                print(f"{e.id}  {describe(e)}")
+        else:
+            _print_tree(manager, session)
+    elif cmd == "/branch":
+        session = await manager.load(args.session)
+        manager.branch(session, arg or None)
+        await manager.save(session)
+        print(f"leaf moved to {arg or 'the start'}")
+    elif cmd == "/fork":
+        fork = await manager.fork(args.session, arg or None)
+        args.session = fork.id
+        print(f"forked into {fork.id}; now talking there")
+    else:
+        print(f"unknown command {cmd}; type /help")
+    return False
 
 
 def _print_tree(manager: Any, session: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -13,6 +14,7 @@ from typing import Any
 
 from ..config import build_store
 from ..errors import SpectraError
+from ..ids import validate_user_id
 from ..manager import SessionManager
 from ..models import (
     AuditEntry,
@@ -69,6 +71,9 @@ def _handler(
 ) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         try:
+            for what in ("user", "tenant"):
+                if getattr(args, what, None) is not None:
+                    validate_user_id(getattr(args, what), f"{what} id")
             config, registry = load(args.config)
         except SpectraError as exc:
             return fail(exc, 2)
@@ -201,11 +206,28 @@ async def _export(manager: SessionManager, args: argparse.Namespace) -> int:
     lines += [entry_to_json(e) for e in session.entries]
     text = "\n".join(lines) + "\n"
     if args.output:
-        await asyncio.to_thread(Path(args.output).write_text, text, encoding="utf-8")
+        await asyncio.to_thread(_write_file, Path(args.output), text)
         print(f"wrote {len(session.entries)} entries to {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _write_file(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``; a one-line SpectraError if it cannot be written (and
+    no partial file left behind that was not there before)."""
+    existed = path.exists()
+    try:
+        with path.open("w", encoding="utf-8") as out:
+            out.write(text)
+    except OSError as exc:
+        if not existed and path.is_file():
+            with contextlib.suppress(OSError):
+                path.unlink()
+        reason = exc.strerror or str(exc)
+        if isinstance(exc, FileNotFoundError):
+            reason += f" (the folder {str(path.parent)!r} does not exist)"
+        raise SpectraError(f"cannot write {str(path)!r}: {reason}") from None
 
 
 async def _rm(manager: SessionManager, args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ a commit record under the exclusive lock, migrating an older format, deleting.""
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 from collections.abc import Callable
@@ -38,6 +39,7 @@ from ._format import (
     encode_commit,
     encode_entry,
     encode_header,
+    parse_header,
     parse_prefix,
     read_legacy,
 )
@@ -265,14 +267,22 @@ class Saving(Listing):
         self._forget_open(session_id)
         with self._files_lock:
             self._rows.pop(session_id, None)
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:  # a link is not one of our files: never follow it out of the directory
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
         except FileNotFoundError:
             raise SessionNotFoundError(session_id) from None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise Corrupt("it is a symbolic link, which the store does not follow") from None
+            raise
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            if os.fstat(fd).st_nlink == 0:
+            st = os.fstat(fd)
+            if st.st_nlink == 0:
                 raise SessionNotFoundError(session_id)
+            if st.st_size == 0:  # only what starts with a session header is deleted
+                raise Corrupt("the file is empty (missing session header)")
+            parse_header(LineReader(fd, st.st_size).line(0))
             token = self._index.begin(session_id)
             try:
                 path.unlink()
