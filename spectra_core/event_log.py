@@ -15,8 +15,8 @@ prove the contract with :class:`spectra_core.testing.EventLogConformance`.
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncIterator, Mapping
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import attrs
 import msgspec
@@ -37,6 +37,8 @@ __all__ = [
     "event_id",
     "parse_event_id",
 ]
+
+T = TypeVar("T")
 
 #: The type of the one event that ends a run's stream.
 TERMINAL_EVENT_TYPE = "run_end"
@@ -115,6 +117,7 @@ class LogEntry:
     type: str
     json: str = attrs.field(repr=False)
     _event: Mapping[str, Any] | None = attrs.field(default=None, alias="event", repr=False)
+    _memo: dict[str, Any] = attrs.field(factory=dict, init=False, eq=False, repr=False)
 
     @classmethod
     def of(cls, event: Mapping[str, Any]) -> LogEntry:
@@ -138,6 +141,15 @@ class LogEntry:
     @property
     def terminal(self) -> bool:
         return self.type == TERMINAL_EVENT_TYPE
+
+    def memo(self, key: str, build: Callable[[LogEntry], T]) -> T:
+        """``build(self)``, computed once per key: a transport's encoding of this entry
+        (an SSE frame, a WebSocket message) shared by every reader of this object."""
+        try:
+            value: T = self._memo[key]
+        except KeyError:
+            value = self._memo[key] = build(self)
+        return value
 
     @functools.cached_property
     def event(self) -> Mapping[str, Any]:

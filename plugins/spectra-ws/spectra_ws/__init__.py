@@ -1,0 +1,3 @@
+"""WebSocket transport for spectra (transport ``ws``)."""
+
+__all__: list[str] = []
