@@ -1,3 +1,13 @@
 """WebSocket transport for spectra (transport ``ws``)."""
 
-__all__: list[str] = []
+from ._plugin import WsOptions, create_ws_transport
+from ._transport import CloseCode, RunControl, WsTransport, ws_message
+
+__all__ = [
+    "CloseCode",
+    "RunControl",
+    "WsOptions",
+    "WsTransport",
+    "create_ws_transport",
+    "ws_message",
+]
