@@ -154,12 +154,12 @@ async def measure(
         tracemalloc.start()
         before = tracemalloc.get_traced_memory()[0]
     tasks = [asyncio.ensure_future(client(port, path, connected)) for _ in range(clients)]
-    while (
+    while (  # noqa: ASYNC110 (no event tells when uvicorn has accepted every stream)
         ready < clients
         or (isinstance(server, Plain) and len(server.queues) < clients)
         or (isinstance(server, Spectra) and server.bridge.client_count < clients)
     ):
-        await asyncio.sleep(0.005)  # noqa: ASYNC110 (uvicorn signals no event per accepted stream)
+        await asyncio.sleep(0.005)
     for _ in range(20):  # let every stream reach its wait
         await asyncio.sleep(0)
     per_client = None
