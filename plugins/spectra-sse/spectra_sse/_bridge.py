@@ -42,7 +42,13 @@ _END = object()
 
 
 class SseClient:
-    """One client: its buffer (log entries and raw writes) and its current connection."""
+    """One client: its buffer of raw writes and its current connection.
+
+    A client with a writer (``add_client`` before it connected) has a pump task filling
+    its buffer from the log, so writes and events interleave and ``end()`` is graceful.
+    Any other client's response reads the log directly (one task switch less per event);
+    writes to it go out before its next event, and ``end()`` cuts its stream.
+    """
 
     def __init__(self, bridge: SseBridge, client_id: str, buffer: int) -> None:
         self.bridge = bridge
@@ -51,7 +57,11 @@ class SseClient:
         self.pump: asyncio.Task[None] | None = None
         self.end_reason: str | None = None
         self.connected = False
+        self.has_writer = False
         self.pumped = 0
+        self.direct: AsyncIterator[LogEntry] | None = None  # read by frames() itself
+        self.first: asyncio.Future[LogEntry] | None = None  # its first read, started early
+        self.stream: asyncio.Task[None] | None = None  # the response, cut by end()
 
     def push(self, item: object) -> bool:
         """Queue ``item`` without waiting; a full buffer disconnects the client."""
@@ -65,13 +75,20 @@ class SseClient:
         return True
 
     def end(self, reason: str) -> None:
-        """Close the stream once what is buffered is sent."""
+        """Close the stream (after what is buffered, for a client with a pump)."""
         if self.end_reason is None:
             self.end_reason = reason
             if self.pump is not None and asyncio.current_task() is not self.pump:
                 self.pump.cancel()
             with contextlib.suppress(asyncio.QueueFull):  # else frames() sees end_reason
                 self.queue.put_nowait(_END)
+            stream = self.stream
+            if (
+                self.direct is not None
+                and stream is not None
+                and asyncio.current_task() is not stream
+            ):
+                stream.cancel()
 
     async def _pump(self, it: AsyncIterator[LogEntry]) -> None:
         reason = "ended"
@@ -91,6 +108,10 @@ class SseClient:
     async def frames(self, retry_ms: int) -> AsyncIterator[bytes]:
         """What the response sends: ``retry:``, then entries and raw writes until the end."""
         yield ServerSentEvent(retry=retry_ms, sep="\n").encode()
+        if self.direct is not None:
+            async for frame in self._direct_frames(self.direct):
+                yield frame
+            return
         while True:
             if self.end_reason is not None and self.queue.empty():
                 return
@@ -99,12 +120,57 @@ class SseClient:
                 return
             yield sse_frame(item) if isinstance(item, LogEntry) else item  # type: ignore[misc]
 
+    def _writes(self) -> list[bytes] | None:
+        """Raw writes queued now; None once the end marker is reached."""
+        out: list[bytes] = []
+        while not self.queue.empty():
+            item = self.queue.get_nowait()
+            if item is _END:
+                return None
+            out.append(item)  # type: ignore[arg-type]
+        return out
+
+    async def _direct_frames(self, it: AsyncIterator[LogEntry]) -> AsyncIterator[bytes]:
+        if self.end_reason is not None:  # ended before its response started
+            return
+        try:
+            entry: LogEntry | None = None
+            if self.first is not None:
+                try:
+                    entry = await self.first
+                except StopAsyncIteration:
+                    return
+            while True:
+                if entry is None:
+                    entry = await anext(it)
+                writes = self._writes()
+                if writes is None:
+                    return
+                for raw in writes:
+                    yield raw
+                yield sse_frame(entry)
+                entry = None
+        except StopAsyncIteration:
+            pass
+        except EventLogGap as exc:
+            self.end_reason = self.end_reason or f"gap: {exc}"
+        except Exception as exc:  # the log failed: end this stream, the client may resume
+            log.warning("sse log read failed", client_id=self.id, error=repr(exc))
+            self.end_reason = self.end_reason or f"error: {type(exc).__name__}"
+        self.end_reason = self.end_reason or "ended"
+
     async def disconnect(self) -> None:
+        """The connection is over: stop reading the log; its writer now returns False."""
         self.connected = False
+        if self.end_reason is None:
+            self.end_reason = "disconnected"
         if self.pump is not None:
             self.pump.cancel()
             await asyncio.gather(self.pump, return_exceptions=True)
             self.pump = None
+        if self.first is not None:
+            self.first.cancel()
+            await asyncio.gather(self.first, return_exceptions=True)
         self.bridge._forget(self)
 
 
@@ -182,12 +248,17 @@ class SseBridge:
     # --- the original's API -------------------------------------------------------------
 
     def add_client(self, client_id: str) -> SseClientWriter:
-        """Register a client (before or as it connects) and return its writer."""
+        """Register a client (best before it connects) and return its writer."""
+        client = self._client(client_id)
+        client.has_writer = True
+        return SseClientWriter(client)
+
+    def _client(self, client_id: str) -> SseClient:
         validate_id(client_id, "client id")
         client = self.clients.get(client_id)
         if client is None:
             client = self.clients[client_id] = SseClient(self, client_id, self.client_buffer)
-        return SseClientWriter(client)
+        return client
 
     def remove_client(self, client_id: str) -> None:
         client = self.clients.get(client_id)
@@ -232,11 +303,15 @@ class SseBridge:
         if old is not None and old.connected:
             old.end("replaced by a new connection")
             del self.clients[client_id]
-        self.add_client(client_id)
-        client = self.clients[client_id]  # a client added before connecting keeps its writes
+        client = self._client(client_id)  # a client added before connecting keeps its writes
         client.connected = True
-        if client.end_reason is None:
+        if client.end_reason is not None:
+            pass
+        elif client.has_writer:
             client.pump = asyncio.ensure_future(client._pump(it))
+        else:
+            client.direct = it
+            client.first = asyncio.ensure_future(anext(it))
         return client
 
     def _forget(self, client: SseClient) -> None:

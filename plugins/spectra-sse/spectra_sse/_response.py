@@ -63,11 +63,19 @@ class SseResponse(Response):
                 send_timeout=bridge.send_timeout_ms / 1000,
                 background=self.background,
             )
+            client.stream = asyncio.ensure_future(inner(scope, receive, send))
             try:
-                await inner(scope, receive, send)
-            except SendTimeoutError:
+                await asyncio.wait({client.stream})
+            except asyncio.CancelledError:
+                client.stream.cancel()
+                raise
+            if client.stream.cancelled():  # cut by client.end(): finish the body cleanly
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            elif isinstance(client.stream.exception(), SendTimeoutError):
                 client.end("slow: send timed out")
                 log.info("sse client too slow, disconnected", client_id=client.id)
+            else:
+                client.stream.result()
         finally:
             await client.disconnect()
 
@@ -78,7 +86,14 @@ async def _nothing_left(client: SseClient) -> bool:
     streams an empty response instead, which is correct but costs the client a retry."""
     for _ in range(2):
         await asyncio.sleep(0)
-    pump = client.pump
+    first, pump = client.first, client.pump
+    if first is not None:
+        return (
+            first.done()
+            and not first.cancelled()
+            and isinstance(first.exception(), StopAsyncIteration)
+            and client.queue.empty()
+        )
     return (
         pump is not None
         and pump.done()

@@ -282,3 +282,23 @@ def test_registered_as_transport_sse() -> None:
     assert isinstance(bridge, SseBridge)
     assert (bridge.heartbeat_interval_ms, bridge.reconnect_timeout_ms) == (2000, 500)
     assert bridge.get_reconnect_info().max_attempts == 3
+
+
+async def test_a_writer_obtained_while_connected_writes_before_the_next_event(
+    base_url: str, log: MemoryEventLog, bridge: SseBridge
+) -> None:
+    await log.open("run-w")
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        reader = asyncio.ensure_future(
+            read_events(client, "/runs/run-w/events?client_id=dave", n=3)
+        )
+        await until(lambda: bridge.client_count == 1)
+        writer = bridge.add_client("dave")
+        assert writer.write("event: note\ndata: from the app\n\n")
+        await log.append(run_event("run-w", 1))
+        await log.append(run_event("run-w", 2))
+        got = await asyncio.wait_for(reader, WAIT)
+    assert [(e.event, e.data) for e in got[:1]] == [("note", "from the app")]
+    assert [e.id for e in got[1:]] == ["run-w:1", "run-w:2"]
+    await until(lambda: bridge.client_count == 0)
+    assert not writer.write("data: gone\n\n")  # its connection is over
