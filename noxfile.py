@@ -5,6 +5,7 @@ Run everything with ``uvx nox``; one session with ``uvx nox -s core``.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -24,6 +25,18 @@ def _requirement(plugin: str) -> str:
     meta = tomllib.loads((ROOT / "plugins" / plugin / "pyproject.toml").read_text())
     extras = meta["project"].get("optional-dependencies", {})
     return f"./plugins/{plugin}[test]" if "test" in extras else f"./plugins/{plugin}"
+
+
+def _workspace_deps(plugin: str) -> list[str]:
+    """Our other plugins that ``plugin`` needs (dependencies and test extra), which must
+    come from the workspace rather than an index."""
+    meta = tomllib.loads((ROOT / "plugins" / plugin / "pyproject.toml").read_text())
+    deps = [
+        *meta["project"].get("dependencies", []),
+        *meta["project"].get("optional-dependencies", {}).get("test", []),
+    ]
+    names = {re.split(r"[<>=!~\[; ]", dep, maxsplit=1)[0] for dep in deps}
+    return [p for p in PLUGINS if p in names and p != plugin]
 
 
 def _install_editable(session: nox.Session, *plugins: str) -> None:
@@ -60,7 +73,7 @@ def core(session: nox.Session) -> None:
 @nox.parametrize("plugin", PLUGINS)
 def plugin(session: nox.Session, plugin: str) -> None:
     """One plugin alone with core in a fresh environment, running its own tests."""
-    _install_editable(session, plugin)
+    _install_editable(session, plugin, *_workspace_deps(plugin))
     session.run("spectra", "plugins")
     session.run("pytest", f"plugins/{plugin}/tests", *session.posargs)
 

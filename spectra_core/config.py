@@ -103,6 +103,7 @@ class SpectraConfig:
     model: BackendConfig | None = None
     transport: BackendConfig | None = None
     health: tuple[BackendConfig, ...] = ()
+    event_log: BackendConfig | None = None
 
 
 # --- value conversion -----------------------------------------------------------------
@@ -308,6 +309,7 @@ _SECTIONS: dict[str, tuple[BackendKind | None, str, bool]] = {
     "model": (BackendKind.MODEL_PROVIDER, "provider", False),
     "transport": (BackendKind.TRANSPORT, "backend", False),
     "health": (BackendKind.HEALTH_CHECK, "backend", True),
+    "event_log": (BackendKind.EVENT_LOG, "backend", False),
 }
 #: Keys of a section that belong to the assembly, not to the backend's options.
 _ASSEMBLY_KEYS: dict[BackendKind, tuple[str, ...]] = {BackendKind.RATE_LIMITER: ("key",)}
@@ -620,6 +622,7 @@ def _parts(config: SpectraConfig) -> list[BackendConfig]:
         config.model,
         config.transport,
         *config.health,
+        config.event_log,
     ]
     return [p for p in parts if p is not None]
 

@@ -25,6 +25,7 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "spectra_register_circuit_breakers",
+    "spectra_register_event_logs",
     "spectra_register_health_checks",
     "spectra_register_model_providers",
     "spectra_register_rate_limiters",
@@ -67,6 +68,11 @@ def spectra_register_circuit_breakers(register: Register) -> None:
 @hookspec
 def spectra_register_transports(register: Register) -> None:
     """Register transports that stream run events to clients (``[transport]``)."""
+
+
+@hookspec
+def spectra_register_event_logs(register: Register) -> None:
+    """Register run event logs that transports read by id (``[event_log] backend = "..."``)."""
 
 
 @hookspec

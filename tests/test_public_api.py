@@ -20,6 +20,8 @@ MODULES = [
     "spectra_core.hookspecs",
     "spectra_core.errors",
     "spectra_core.durations",
+    "spectra_core.event_log",
+    "spectra_core.health",
 ]
 
 

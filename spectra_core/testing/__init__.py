@@ -3,12 +3,16 @@
 A store plugin proves it honours the store contract by subclassing
 :class:`SessionStoreConformance` in its own tests (``make_store``, and a
 :class:`StoreRecipe` for durable stores);
-a rate limiter plugin subclasses :class:`RateLimiterConformance` and provides ``make_limiter``.
+a rate limiter plugin subclasses :class:`RateLimiterConformance` and provides ``make_limiter``;
+an event log plugin subclasses :class:`EventLogConformance`, provides ``make_log`` and runs
+:func:`run_event_log_model` (a hypothesis state machine against a reference model).
 :func:`run_in_forked_child` runs a coroutine in a real forked child process.
 """
 
 from .breaker_conformance import CircuitBreakerConformance
 from .clock import FakeClock
+from .event_log_conformance import EventLogConformance
+from .event_log_model import run_event_log_model
 from .fork import run_in_forked_child
 from .limiter_conformance import RateLimiterConformance
 from .providers import GatedProvider
@@ -18,11 +22,13 @@ from .store_conformance import SessionStoreConformance
 
 __all__ = [
     "CircuitBreakerConformance",
+    "EventLogConformance",
     "FakeClock",
     "GatedProvider",
     "RateLimiterConformance",
     "SessionStoreConformance",
     "StoreRecipe",
     "every_entry_kind",
+    "run_event_log_model",
     "run_in_forked_child",
 ]

@@ -2,12 +2,15 @@
 
 from ._breaker import MemoryBreakerOptions, create_memory_breaker
 from ._breaker import memory_breaker as memory_breaker  # the first release's name
+from ._event_log import MemoryEventLog, MemoryEventLogOptions
 from ._limiter import MemoryLimiterOptions, create_memory_limiter
 from ._store import InMemorySessionStore, MemoryStoreOptions
 
 __all__ = [
     "InMemorySessionStore",
     "MemoryBreakerOptions",
+    "MemoryEventLog",
+    "MemoryEventLogOptions",
     "MemoryLimiterOptions",
     "MemoryStoreOptions",
     "create_memory_breaker",

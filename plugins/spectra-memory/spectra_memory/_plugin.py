@@ -5,6 +5,7 @@ from __future__ import annotations
 from spectra_core import Register, hookimpl
 
 from ._breaker import MemoryBreakerOptions, create_memory_breaker
+from ._event_log import MemoryEventLog, MemoryEventLogOptions
 from ._limiter import MemoryLimiterOptions, create_memory_limiter
 from ._store import InMemorySessionStore, MemoryStoreOptions
 
@@ -36,4 +37,14 @@ def spectra_register_rate_limiters(register: Register) -> None:
         create_memory_limiter,
         MemoryLimiterOptions,
         description="Exact sliding-window rate limiter in process memory, per process.",
+    )
+
+
+@hookimpl
+def spectra_register_event_logs(register: Register) -> None:
+    register(
+        "memory",
+        MemoryEventLog.from_options,
+        MemoryEventLogOptions,
+        description="Run event log in process memory, for one process.",
     )

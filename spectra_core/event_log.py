@@ -1,0 +1,212 @@
+"""The run event log: every event of a run, by id, for any number of readers.
+
+A run appends each event (``RunEvent.to_dict()``) before any client sees it; the event's
+id is ``"<run_id>:<seq>"``. Readers subscribe from the start or after an id they saw
+(``Last-Event-ID``), get exactly the events after it, in order and once, then the live
+ones until the terminal ``run_end``. A log is bounded: a run keeps its last
+``max_events`` events, and an ended run is forgotten ``retention`` seconds after its end.
+Appending never waits for a reader; a reader that falls so far behind that its next event
+was dropped gets :class:`EventLogGap`.
+
+Backends register under the kind ``event_log`` (``[event_log] backend = "memory"``) and
+prove the contract with :class:`spectra_core.testing.EventLogConformance`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+import attrs
+import msgspec
+
+from .durations import Duration
+from .errors import InvalidArgumentError, SpectraError
+from .ids import validate_id
+
+__all__ = [
+    "TERMINAL_EVENT_TYPE",
+    "EventLog",
+    "EventLogGap",
+    "EventLogOptions",
+    "LogEntry",
+    "RunLogNotFound",
+    "build_event_log",
+    "check_event",
+    "event_id",
+    "parse_event_id",
+]
+
+T = TypeVar("T")
+
+#: The type of the one event that ends a run's stream.
+TERMINAL_EVENT_TYPE = "run_end"
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder().decode
+
+
+class RunLogNotFound(SpectraError, LookupError):
+    """The log has no events of this run: it never started here, or it expired."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(
+            f"no event log for run {run_id!r}: it is unknown or its retention has passed"
+        )
+
+
+class EventLogGap(SpectraError):
+    """The events after ``after_seq`` are no longer kept (the log keeps the last
+    ``max_events`` of a run); the reader cannot get exactly what it missed."""
+
+    def __init__(self, run_id: str, after_seq: int, first_seq: int) -> None:
+        self.run_id = run_id
+        self.after_seq = after_seq
+        self.first_seq = first_seq
+        super().__init__(
+            f"run {run_id!r}: events after seq {after_seq} are no longer in the log "
+            f"(it now starts at seq {first_seq}); restart the stream from the beginning"
+        )
+
+
+def event_id(run_id: str, seq: int) -> str:
+    """The stable id of an event: ``"<run_id>:<seq>"``."""
+    return f"{run_id}:{seq}"
+
+
+def parse_event_id(value: object) -> tuple[str, int]:
+    """``(run_id, seq)`` from an event id, or InvalidArgumentError saying what is wrong."""
+    if not isinstance(value, str):
+        raise InvalidArgumentError(f"event id must be a string, got {type(value).__name__}")
+    run_id, sep, seq = value.rpartition(":")
+    if not sep or not seq.isdigit() or not seq.isascii():
+        raise InvalidArgumentError(f"event id {value!r} is not of the form '<run_id>:<seq>'")
+    validate_id(run_id, "run id of event id")
+    return run_id, int(seq)
+
+
+def check_event(event: object) -> tuple[str, int, str]:
+    """``(run_id, seq, type)`` of an event mapping; InvalidArgumentError naming the field."""
+    if not isinstance(event, Mapping):
+        raise InvalidArgumentError(
+            f"an event must be a mapping (RunEvent.to_dict()), got {type(event).__name__}"
+        )
+    run_id = validate_id(event.get("run_id"), "event field 'run_id'")
+    seq = event.get("seq")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+        raise InvalidArgumentError(f"event field 'seq' must be an integer >= 1, got {seq!r}")
+    type_ = event.get("type")
+    if not isinstance(type_, str) or not type_:
+        raise InvalidArgumentError(f"event field 'type' must be a non-empty string, got {type_!r}")
+    return run_id, seq, type_
+
+
+@attrs.frozen(slots=False)
+class LogEntry:
+    """One logged event: its id, its type, its JSON text and the event as a mapping.
+
+    ``LogEntry.of(event)`` checks the event and encodes it once (a thousand readers
+    share that text); ``LogEntry.from_json(...)`` wraps stored JSON and decodes it on
+    first use of :attr:`event`.
+    """
+
+    run_id: str
+    seq: int
+    type: str
+    json: str = attrs.field(repr=False)
+    _event: Mapping[str, Any] | None = attrs.field(default=None, alias="event", repr=False)
+    _memo: dict[str, Any] = attrs.field(factory=dict, init=False, eq=False, repr=False)
+
+    @classmethod
+    def of(cls, event: Mapping[str, Any]) -> LogEntry:
+        run_id, seq, type_ = check_event(event)
+        try:
+            text = _encode(event).decode()
+        except (TypeError, msgspec.EncodeError) as exc:
+            raise InvalidArgumentError(
+                f"event {event_id(run_id, seq)} is not JSON-compatible: {exc}"
+            ) from None
+        return cls(run_id, seq, type_, text, event=event)
+
+    @classmethod
+    def from_json(cls, run_id: str, seq: int, type: str, json: str) -> LogEntry:
+        return cls(run_id, seq, type, json)
+
+    @property
+    def id(self) -> str:
+        return event_id(self.run_id, self.seq)
+
+    @property
+    def terminal(self) -> bool:
+        return self.type == TERMINAL_EVENT_TYPE
+
+    def memo(self, key: str, build: Callable[[LogEntry], T]) -> T:
+        """``build(self)``, computed once per key: a transport's encoding of this entry
+        (an SSE frame, a WebSocket message) shared by every reader of this object."""
+        try:
+            value: T = self._memo[key]
+        except KeyError:
+            value = self._memo[key] = build(self)
+        return value
+
+    @functools.cached_property
+    def event(self) -> Mapping[str, Any]:
+        if self._event is not None:
+            return self._event
+        decoded: dict[str, Any] = _decode(self.json)
+        return decoded
+
+
+def _positive(_: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 1:
+        raise ValueError(f"{attribute.name} must be at least 1, got {value}")
+
+
+def _not_negative(_: object, attribute: attrs.Attribute[Duration], value: Duration) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} must not be negative, got {value}")
+
+
+@attrs.frozen
+class EventLogOptions:
+    """Options every event log takes: ``max_events`` kept per run (the oldest are
+    dropped first) and ``retention``, how long an ended run stays readable."""
+
+    max_events: int = attrs.field(default=10_000, validator=_positive)
+    retention: Duration = attrs.field(default=Duration(300.0), validator=_not_negative)
+
+
+@runtime_checkable
+class EventLog(Protocol):
+    """Where runs write their events and transports read them, by id."""
+
+    async def open(self, run_id: str) -> None:
+        """Declare a run so readers can subscribe before its first event (idempotent)."""
+
+    async def append(self, event: Mapping[str, Any]) -> LogEntry:
+        """Log the next event of its run (``seq`` one more than the last); never waits
+        for a reader. A ``run_end`` event ends the run: nothing may follow it."""
+
+    async def subscribe(self, run_id: str, after: str | None = None) -> AsyncIterator[LogEntry]:
+        """The run's events after the id ``after`` (all kept events when ``None``), then
+        the live ones, ending after ``run_end``. Raises now RunLogNotFound, EventLogGap or
+        InvalidArgumentError (a malformed id, an id of another run or ahead of the log);
+        the iterator raises EventLogGap if the reader falls behind what is kept."""
+
+    async def ping(self) -> None:
+        """Raise if the log cannot be used (a health check)."""
+
+    async def aclose(self) -> None:
+        """Release connections; readers still waiting end."""
+
+
+def build_event_log(config: Any, registry: Any) -> EventLog | None:
+    """The event log of a config's ``[event_log]`` section, or None without one."""
+    from .config import _create
+
+    if config.event_log is None:
+        return None
+    log: EventLog = _create(config.event_log, registry, config.source)
+    return log
