@@ -56,6 +56,7 @@ class BackendKind(StrEnum):
     TRANSPORT = "transport"
     HEALTH_CHECK = "health_check"
     MODEL_PROVIDER = "model_provider"
+    JOB_QUEUE = "job_queue"
 
     @property
     def hook_name(self) -> str:
@@ -73,6 +74,7 @@ _HOOKS = {
     BackendKind.TRANSPORT: "spectra_register_transports",
     BackendKind.HEALTH_CHECK: "spectra_register_health_checks",
     BackendKind.MODEL_PROVIDER: "spectra_register_model_providers",
+    BackendKind.JOB_QUEUE: "spectra_register_job_queues",
 }
 
 #: Backends of our own distributions, so a missing one gets an install hint.
@@ -88,6 +90,7 @@ KNOWN_BACKENDS: Mapping[BackendKind, Mapping[str, str]] = {
     BackendKind.TRANSPORT: {"sse": "spectra-sse", "ws": "spectra-ws"},
     BackendKind.HEALTH_CHECK: {"redis": "spectra-redis"},
     BackendKind.MODEL_PROVIDER: {"openai": "spectra-openai"},
+    BackendKind.JOB_QUEUE: {"memory": "spectra-memory", "redis": "spectra-redis"},
 }
 
 

@@ -2,7 +2,8 @@
 
 A store plugin proves it honours the store contract by subclassing
 :class:`SessionStoreConformance` in its own tests and providing a ``store`` fixture;
-a rate limiter plugin subclasses :class:`RateLimiterConformance` and provides ``make_limiter``.
+a rate limiter plugin subclasses :class:`RateLimiterConformance` and provides ``make_limiter``;
+a job queue plugin subclasses :class:`JobQueueConformance` and provides ``make_queue``.
 :func:`run_in_forked_child` runs a coroutine in a real forked child process.
 """
 
@@ -11,6 +12,7 @@ from .clock import FakeClock
 from .fork import run_in_forked_child
 from .limiter_conformance import RateLimiterConformance
 from .providers import GatedProvider
+from .queue_conformance import JobQueueConformance
 from .samples import every_entry_kind
 from .store_conformance import SessionStoreConformance
 
@@ -18,6 +20,7 @@ __all__ = [
     "CircuitBreakerConformance",
     "FakeClock",
     "GatedProvider",
+    "JobQueueConformance",
     "RateLimiterConformance",
     "SessionStoreConformance",
     "every_entry_kind",

@@ -6,6 +6,7 @@ from spectra_core import Register, hookimpl
 
 from ._breaker import MemoryBreakerOptions, memory_breaker
 from ._limiter import MemoryLimiterOptions, create_memory_limiter
+from ._queue import MemoryJobQueue, MemoryQueueOptions
 from ._store import InMemorySessionStore, MemoryStoreOptions
 
 
@@ -36,4 +37,14 @@ def spectra_register_rate_limiters(register: Register) -> None:
         create_memory_limiter,
         MemoryLimiterOptions,
         description="Exact sliding-window rate limiter in process memory, per process.",
+    )
+
+
+@hookimpl
+def spectra_register_job_queues(register: Register) -> None:
+    register(
+        "memory",
+        MemoryJobQueue.from_options,
+        MemoryQueueOptions,
+        description="Job queue in process memory, for one process; lost on restart.",
     )
