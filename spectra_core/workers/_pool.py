@@ -136,10 +136,10 @@ class SequentialWorkerPool:
 
     async def process(self, handler: Handler | None = None) -> None:
         """Start ``concurrency`` workers running ``handler`` (default: an agent turn)."""
-        if self._workers:
-            raise InvalidArgumentError("this pool is already processing; stop() it first")
         if self._stopping:
             raise InvalidArgumentError("this pool was stopped; make a new one")
+        if self._workers:
+            raise InvalidArgumentError("this pool is already processing; stop() it first")
         if handler is None:
             handler = await self._agent_handler()
         self._handler = handler
