@@ -1,10 +1,19 @@
-"""Background work: job queues, the sequential worker pool and the agent runner.
+"""Background work and delegation: job queues, the sequential worker pool, the agent
+runner, and the agent registry.
 
 Queue backend authors import from here: the :class:`JobQueue` contract, :class:`Job`,
 :class:`Lease`, :class:`JobRetry`, :class:`JobQueueBase` and the validation helpers;
 their conformance suite is :class:`spectra_core.testing.JobQueueConformance`.
 """
 
+from ._agents import (
+    AgentConfig,
+    Budget,
+    BudgetLimit,
+    DelegationResult,
+    DelegationStatus,
+)
+from ._agents_config import AgentTable, load_agents, parse_agents
 from ._pool import Handler, JobFailed, SequentialWorkerPool
 from ._queue import (
     MAX_KEY_LENGTH,
@@ -19,12 +28,22 @@ from ._queue import (
     check_enqueue,
     check_json,
 )
+from ._registry import DELEGATION_FINISHED, DELEGATION_STARTED, AgentRegistry
 from ._runner import JOB_FINISHED, AgentRunner, create_agent_runner
 
 __all__ = [
+    "DELEGATION_FINISHED",
+    "DELEGATION_STARTED",
     "JOB_FINISHED",
     "MAX_KEY_LENGTH",
+    "AgentConfig",
+    "AgentRegistry",
     "AgentRunner",
+    "AgentTable",
+    "Budget",
+    "BudgetLimit",
+    "DelegationResult",
+    "DelegationStatus",
     "Handler",
     "Job",
     "JobFailed",
@@ -39,4 +58,6 @@ __all__ = [
     "check_enqueue",
     "check_json",
     "create_agent_runner",
+    "load_agents",
+    "parse_agents",
 ]
