@@ -77,16 +77,20 @@ from .rate_limit import (
 )
 from .store import SessionFilter, SessionInfo, SessionPage, SessionStore, StoreBase
 from .tree import SessionContext, TreeNode
+from .workers import AgentConfig, AgentRegistry, Budget, SequentialWorkerPool, create_agent_runner
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AgentConfig",
+    "AgentRegistry",
     "AssistantMessage",
     "AuditEntry",
     "Backend",
     "BackendKind",
     "BreakerListener",
     "BreakerMetrics",
+    "Budget",
     "CapacityError",
     "CircuitBreaker",
     "CircuitBreakerOptions",
@@ -135,6 +139,7 @@ __all__ = [
     "RunResult",
     "RunStatus",
     "ScriptedProvider",
+    "SequentialWorkerPool",
     "Session",
     "SessionBusyError",
     "SessionConfig",
@@ -160,6 +165,7 @@ __all__ = [
     "Usage",
     "UserMessage",
     "__version__",
+    "create_agent_runner",
     "hookimpl",
     "hookspec",
     "load_plugins",

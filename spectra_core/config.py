@@ -39,6 +39,7 @@ __all__ = [
     "SpectraConfig",
     "build_breaker",
     "build_engine",
+    "build_queue",
     "build_rate_limiter",
     "build_store",
     "interpolate",
@@ -88,6 +89,7 @@ class SpectraConfig:
     model: BackendConfig | None = None
     transport: BackendConfig | None = None
     health: tuple[BackendConfig, ...] = ()
+    queue: BackendConfig | None = None
 
 
 # --- value conversion -----------------------------------------------------------------
@@ -210,7 +212,10 @@ _SECTIONS: dict[str, tuple[BackendKind | None, str, bool]] = {
     "model": (BackendKind.MODEL_PROVIDER, "provider", False),
     "transport": (BackendKind.TRANSPORT, "backend", False),
     "health": (BackendKind.HEALTH_CHECK, "backend", True),
+    "queue": (BackendKind.JOB_QUEUE, "backend", False),
 }
+#: Sections read by other modules (checked here, built there): ``[agents.<name>]``.
+_OTHER_SECTIONS = ("agents",)
 #: Keys of a section that belong to the assembly, not to the backend's options.
 _ASSEMBLY_KEYS: dict[BackendKind, tuple[str, ...]] = {BackendKind.RATE_LIMITER: ("key",)}
 
@@ -270,11 +275,17 @@ def parse_config(
     values, errors = interpolate(dict(data), "$", env)
     parts: dict[str, Any] = {}
     for section, value in values.items():
+        if section == "agents":
+            from .workers._agents_config import check_agents
+
+            errors += check_agents(value)[1]
+            continue
         spec = _SECTIONS.get(section)
         if spec is None:
-            guess = closest(section, _SECTIONS)
+            guess = closest(section, [*_SECTIONS, *_OTHER_SECTIONS])
             hint = f"; did you mean [{guess}]?" if guess else ""
-            errors.append(f"$: unknown section [{section}]{hint} (valid: {', '.join(_SECTIONS)})")
+            valid = ", ".join([*_SECTIONS, *_OTHER_SECTIONS])
+            errors.append(f"$: unknown section [{section}]{hint} (valid: {valid})")
             continue
         kind, name_key, is_array = spec
         path = f"$.{section}"
@@ -350,6 +361,13 @@ def build_breaker(config: SpectraConfig, registry: PluginRegistry) -> Any:
     return None if config.breaker is None else _create(config.breaker, registry, config.source)
 
 
+def build_queue(config: SpectraConfig, registry: PluginRegistry) -> Any:
+    """The job queue of ``[queue]``; ConfigError if there is none."""
+    if config.queue is None:
+        raise ConfigError(f'{config.source}: no [queue] section: add one, e.g. backend = "memory"')
+    return _create(config.queue, registry, config.source)
+
+
 def build_engine(config: SpectraConfig, registry: PluginRegistry, **overrides: Any) -> Any:
     """A SessionEngine assembled from the whole config (not started).
 
@@ -405,6 +423,7 @@ async def check_buildable(config: SpectraConfig, registry: PluginRegistry) -> li
         config.model,
         config.transport,
         *config.health,
+        config.queue,
     ]
     for part in parts:
         if part is None:

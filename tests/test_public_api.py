@@ -19,6 +19,7 @@ MODULES = [
     "spectra_core.hookspecs",
     "spectra_core.errors",
     "spectra_core.durations",
+    "spectra_core.workers",
 ]
 
 

@@ -426,3 +426,24 @@ async def test_registry_from_a_config_file(
     await engine.stop()
     with pytest.raises(ConfigError, match="not found"):
         AgentRegistry.from_config(engine, tmp_path / "missing.toml")
+
+
+def test_the_config_file_accepts_agents_and_a_queue(tmp_path: Path) -> None:
+    from spectra_core.config import build_queue, load_config
+    from spectra_core.plugins import load_plugins
+    from spectra_memory import MemoryJobQueue
+
+    path = tmp_path / "spectra.toml"
+    path.write_text(CONFIG + '\n[queue]\nbackend = "memory"\nlease_timeout = "45s"\n')
+    registry = load_plugins()
+    config = load_config(path, registry)
+    queue = build_queue(config, registry)
+    assert isinstance(queue, MemoryJobQueue) and queue.lease_timeout == 45.0
+    path.write_text('[agents.a]\nmax_turns = "x"\n\n[queue]\nbackend = "memroy"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path, registry)
+    assert f"{path}: $.agents.a.max_turns: expected an integer" in info.value.errors[0]
+    assert "did you mean 'memory'" in info.value.errors[1]
+    path.write_text("[agent.a]\n")
+    with pytest.raises(ConfigError, match=r"did you mean \[agents\]"):
+        load_config(path, registry)

@@ -27,7 +27,7 @@ from ..models import ModelRef
 from ..plugins import closest
 from ._agents import AgentConfig, validate_agent_name
 
-__all__ = ["AgentTable", "load_agents", "parse_agents"]
+__all__ = ["AgentTable", "check_agents", "load_agents", "parse_agents"]
 
 
 @attrs.frozen
@@ -47,16 +47,31 @@ def parse_agents(
     *,
     tools: Mapping[str, Tool] | None = None,
     source: str = "<config>",
+    env: Mapping[str, str] | None = None,
 ) -> dict[str, AgentConfig]:
     """The agents of a parsed config document's ``[agents]`` table (other sections are
-    ignored). Tool names are looked up in ``tools``; with ``tools=None`` they are not
-    checked and the agents get none (what ``spectra check`` does). Raises ConfigError
-    naming the file and key path of every problem."""
-    from ..config import _structure, interpolate
+    ignored; ``${VAR}`` is interpolated from ``env``, default the environment). Tool
+    names are looked up in ``tools``; with ``tools=None`` they are not checked and the
+    agents get none. Raises ConfigError naming the file and key path of every problem."""
+    from ..config import interpolate
 
-    raw, errors = interpolate(dict(data).get("agents", {}), "$.agents")
+    raw, errors = interpolate(dict(data).get("agents", {}), "$.agents", env)
+    agents, errs = check_agents(raw, tools)
+    errors += errs
+    if errors:
+        raise ConfigError([f"{source}: {e}" for e in errors])
+    return agents
+
+
+def check_agents(
+    raw: Any, tools: Mapping[str, Tool] | None = None
+) -> tuple[dict[str, AgentConfig], list[str]]:
+    """The agents of an (interpolated) ``[agents]`` table and ``"$.path: problem"`` lines."""
+    from ..config import _structure
+
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: $.agents: expected a table of agents, got {raw!r}")
+        return {}, [f"$.agents: expected a table of agents, got {raw!r}"]
+    errors: list[str] = []
     out: dict[str, AgentConfig] = {}
     for name, table in raw.items():
         path = f"$.agents.{name}"
@@ -71,6 +86,8 @@ def parse_agents(
             continue
         chosen, errs = _tools(parsed.tools, tools, path)
         errors += errs
+        if parsed.provider and not parsed.model:
+            errors.append(f"{path}: 'provider' is given without 'model'")
         try:
             out[name] = AgentConfig(
                 model=ModelRef(parsed.model, provider=parsed.provider) if parsed.model else None,
@@ -81,11 +98,7 @@ def parse_agents(
             )
         except InvalidArgumentError as exc:
             errors.append(f"{path}: {exc}")
-        if parsed.provider and not parsed.model:
-            errors.append(f"{path}: 'provider' is given without 'model'")
-    if errors:
-        raise ConfigError([f"{source}: {e}" for e in errors])
-    return out
+    return out, errors
 
 
 def _tools(
