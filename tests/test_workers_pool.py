@@ -379,3 +379,41 @@ async def test_a_job_for_a_missing_session_is_dead_at_once(
     job = await pool.job(job_id)
     assert (job.status, job.attempts) == (JobStatus.DEAD, 1)
     assert "no-such-session" in (job.error or "")
+
+
+async def test_workers_survive_a_queue_that_fails_for_a_while(
+    manager: SessionManager, clock: FakeClock
+) -> None:
+    from spectra_memory import MemoryJobQueue
+
+    class Flaky(MemoryJobQueue):
+        """A queue whose service is down for the first leases and the first complete."""
+
+        def __init__(self) -> None:
+            super().__init__(lease_timeout=LEASE, clock=clock)
+            self.lease_errors = 3
+            self.complete_errors = 1
+
+        async def lease(self, worker_id: str, *, wait: float = 0.0) -> Any:
+            if self.lease_errors:
+                self.lease_errors -= 1
+                raise ConnectionError("queue unreachable")
+            return await super().lease(worker_id, wait=wait)
+
+        async def complete(self, lease: Any, result: Any = None) -> Job:
+            if self.complete_errors:
+                self.complete_errors -= 1
+                raise ConnectionError("queue unreachable")
+            return await super().complete(lease, result)
+
+    queue = Flaky()
+    pool = SequentialWorkerPool(manager, queue=queue, concurrency=2, clock=clock)
+    job_id = await pool.enqueue("s", "x")
+    handler = Recorder()
+    await pool.process(handler)
+    await drive(clock, lambda: finished(queue, [job_id]))
+    await pool.stop()
+    job = await pool.job(job_id)
+    # the first outcome was lost with the connection: the lease ran out, the job ran again
+    assert (job.status, job.attempts) == (JobStatus.COMPLETED, 2)
+    assert handler.starts == [("s", "x"), ("s", "x")]

@@ -185,7 +185,14 @@ class SequentialWorkerPool:
         me = asyncio.current_task()
         assert me is not None
         while not self._stopping:
-            lease = await self.queue.lease(worker_id, wait=self.idle_wait)
+            try:
+                lease = await self.queue.lease(worker_id, wait=self.idle_wait)
+            except Exception as exc:  # the queue's service is down: try again later
+                log.warning(
+                    "lease failed", worker_id=worker_id, error=f"{type(exc).__name__}: {exc}"
+                )
+                await self.clock.sleep(self.idle_wait)
+                continue
             if lease is None:
                 continue
             if self._stopping:
@@ -194,6 +201,12 @@ class SequentialWorkerPool:
             self._busy.add(me)
             try:
                 await self._run(lease)
+            except Exception as exc:  # the outcome was not recorded; the lease will expire
+                log.warning(
+                    "job outcome not recorded",
+                    job_id=lease.job.id,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
             finally:
                 self._busy.discard(me)
 

@@ -166,7 +166,7 @@ class AgentRegistry:
                     return await self._delegate(
                         agent_type, text, own, parent_session_id, None, audit=True
                     )
-                except SpectraError as exc:
+                except Exception as exc:  # reported per task; the others go on
                     return DelegationResult(
                         agent_type=agent_type,
                         task=text,
