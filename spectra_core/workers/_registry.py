@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -11,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from ..agent.tools import Tool
-from ..errors import ConflictError, InvalidArgumentError, SpectraError
+from ..errors import ConflictError, InvalidArgumentError
 from ..ids import validate_id
-from ..models import AssistantMessage, Session, SessionConfig
+from ..models import Session, SessionConfig
 from ..plugins import closest
 from ._agents import (
     AgentConfig,
@@ -25,9 +24,10 @@ from ._agents import (
     check_task,
     validate_agent_name,
 )
+from ._budget_run import evolve, run_within_budget
 
 if TYPE_CHECKING:
-    from ..engine import RunEvent, SessionEngine
+    from ..engine import SessionEngine
 
 __all__ = ["DELEGATION_FINISHED", "DELEGATION_STARTED", "AgentRegistry"]
 
@@ -257,7 +257,7 @@ class AgentRegistry:
         clock = self.engine.clock
         result = DelegationResult(agent_type=agent_type, task=task, status=DelegationStatus.FAILED)
         if budget.deadline is not None and budget.deadline <= clock.time():
-            return _evolve(
+            return evolve(
                 result,
                 status=DelegationStatus.BUDGET_EXCEEDED,
                 budget_exceeded=BudgetLimit.DEADLINE,
@@ -280,14 +280,16 @@ class AgentRegistry:
             user_id=user_id,
             tenant_id=tenant_id,
         )
-        result = _evolve(result, session_id=child.id)
+        result = evolve(result, session_id=child.id)
         details = {"child_session_id": child.id, "agent_type": agent_type, "task": task}
         if parent is not None and audit:
             await self._audit(
                 parent.id, DELEGATION_STARTED, {**details, "budget": budget.to_dict()}
             )
         try:
-            result = await self._run(agent, child.id, user_id, tenant_id, task, budget, result)
+            result = await run_within_budget(
+                self.engine, agent, child.id, user_id, tenant_id, task, budget, result
+            )
         finally:
             if parent is not None and audit:
                 await asyncio.shield(
@@ -313,76 +315,6 @@ class AgentRegistry:
         )
         return result
 
-    async def _run(
-        self,
-        agent: AgentConfig,
-        session_id: str,
-        user_id: str,
-        tenant_id: str | None,
-        task: str,
-        budget: Budget,
-        result: DelegationResult,
-    ) -> DelegationResult:
-        from ..engine import EventType, RunOptions, RunStatus
-
-        max_turns = min(agent.max_turns, budget.max_turns or agent.max_turns)
-        timeout_ms = None
-        if budget.deadline is not None:
-            timeout_ms = max(1, math.ceil((budget.deadline - self.engine.clock.time()) * 1000))
-        options = RunOptions(
-            model=agent.model,
-            system_prompt=agent.system_prompt,
-            tools=agent.tools,
-            max_turns=max_turns,
-            tenant_id=tenant_id,
-            timeout_ms=timeout_ms,
-        )
-        try:
-            stream = await self.engine.run_streaming(user_id, task, session_id, options)
-        except SpectraError as exc:
-            return _evolve(result, error=f"{type(exc).__name__}: {exc}")
-        tokens = turns = 0
-        over_tokens = False
-        end: RunEvent | None = None
-        final: AssistantMessage | None = None
-        async for event in stream:
-            message = event.assistant_message
-            if event.type is EventType.TURN_START:
-                turns += 1
-            if event.type is EventType.MESSAGE_END and message is not None:
-                final = message
-                tokens += message.usage.total_tokens if message.usage else 0
-                if budget.max_tokens is not None and tokens > budget.max_tokens:
-                    over_tokens = over_tokens or self.engine.abort_session(session_id)
-            if event.type is EventType.RUN_END:
-                end = event
-        assert end is not None and end.status is not None
-        final = end.assistant_message or final
-        result = _evolve(
-            result,
-            run_id=end.run_id,
-            text=final.text if final else "",
-            error=end.error,
-            turns=turns,
-            tokens=tokens,
-        )
-        status = end.status
-        if over_tokens and status is RunStatus.ABORTED:
-            return _exceeded(result, BudgetLimit.MAX_TOKENS, f"used {tokens} tokens")
-        if status is RunStatus.TIMED_OUT and budget.deadline is not None:
-            return _exceeded(result, BudgetLimit.DEADLINE, end.error or "timed out")
-        if status is RunStatus.COMPLETED:
-            if final is not None and final.tool_calls:
-                return _exceeded(
-                    result, BudgetLimit.MAX_TURNS, f"stopped after {max_turns} turn(s)"
-                )
-            return _evolve(result, status=DelegationStatus.COMPLETED)
-        mapped = {
-            RunStatus.ABORTED: DelegationStatus.ABORTED,
-            RunStatus.RATE_LIMITED: DelegationStatus.RATE_LIMITED,
-        }.get(status, DelegationStatus.FAILED)
-        return _evolve(result, status=mapped)
-
     async def _audit(self, session_id: str, event_type: str, details: dict[str, Any]) -> None:
         """Append an audit entry to the parent, reloading on a concurrent save."""
         manager = self.engine.session_manager
@@ -397,18 +329,3 @@ class AgentRegistry:
                 except ConflictError:
                     if attempt == _SAVE_TRIES:
                         raise
-
-
-def _evolve(result: DelegationResult, **changes: Any) -> DelegationResult:
-    import attrs
-
-    return attrs.evolve(result, **changes)
-
-
-def _exceeded(result: DelegationResult, limit: BudgetLimit, why: str) -> DelegationResult:
-    return _evolve(
-        result,
-        status=DelegationStatus.BUDGET_EXCEEDED,
-        budget_exceeded=limit,
-        error=f"budget exceeded ({limit.value}): {why}",
-    )
