@@ -155,7 +155,11 @@ class JobRetry:
         n = max(failures, 1)
         if self.schedule is not None:
             return float(self.schedule[min(n, len(self.schedule)) - 1])
-        return float(min(self.wait_initial * self.wait_exp_base ** (n - 1), self.wait_max))
+        try:
+            wait = self.wait_initial * self.wait_exp_base ** (n - 1)
+        except OverflowError:  # a long-failing job: the cap applies
+            return float(self.wait_max)
+        return float(min(wait, self.wait_max))
 
     def gives_up(self, attempts: int) -> bool:
         """Whether a job whose ``attempts``-th attempt failed goes to the dead letters."""
