@@ -417,3 +417,18 @@ async def test_workers_survive_a_queue_that_fails_for_a_while(
     # the first outcome was lost with the connection: the lease ran out, the job ran again
     assert (job.status, job.attempts) == (JobStatus.COMPLETED, 2)
     assert handler.starts == [("s", "x"), ("s", "x")]
+
+
+async def test_a_job_with_bad_options_in_the_queue_is_dead_at_once(
+    manager: SessionManager, clock: FakeClock
+) -> None:
+    session = await manager.create(user_id="u1")
+    queue = memory_queue(clock)
+    pool = SequentialWorkerPool(manager, queue=queue, clock=clock)
+    job = await queue.enqueue(session.id, {"input": "hi", "options": {"max_turns": 0}})
+    await pool.process()
+    await drive(clock, lambda: finished(queue, [job.id]))
+    await pool.stop()
+    dead = await pool.job(job.id)
+    assert (dead.status, dead.attempts) == (JobStatus.DEAD, 1)
+    assert "max_turns" in (dead.error or "")

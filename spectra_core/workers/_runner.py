@@ -54,13 +54,18 @@ class AgentRunner:
         self, input: str, options: RunOptions | Mapping[str, Any] | None = None
     ) -> RunResult:
         """Run one turn with ``input``; ``options`` override the runner's own."""
+        user_id = self.user_id or (await self._load()).user_id or "worker"
+        return await self._turn(user_id, input, self._merge(options))
+
+    def _merge(self, options: RunOptions | Mapping[str, Any] | None) -> RunOptions:
         from ..engine import RunOptions
 
-        merged = self.options
-        if options is not None:
-            extra = options if isinstance(options, Mapping) else _given(options)
-            merged = RunOptions.coerce({**_given(self.options), **dict(extra)})
-        user_id = self.user_id or await self._owner()
+        if options is None:
+            return self.options
+        extra = options if isinstance(options, Mapping) else _given(options)
+        return RunOptions.coerce({**_given(self.options), **dict(extra)})
+
+    async def _turn(self, user_id: str, input: str, merged: RunOptions) -> RunResult:
         try:
             return await self.engine.run(user_id, input, self.session_id, merged)
         except asyncio.CancelledError:
@@ -76,13 +81,19 @@ class AgentRunner:
                 retry=False,
             )
         try:
-            done = await self._finished_before(job.id)
+            session = await self._load()
         except SessionNotFound as exc:
             raise JobFailed(str(exc), retry=False) from None
+        done = _finished_before(session, job.id)
         if done is not None:
             return done
+        user_id = self.user_id or session.user_id or "worker"
         try:
-            result = await self.run(job.input, job.options)
+            merged = self._merge(job.options)
+        except (TypeError, ValueError) as exc:
+            raise JobFailed(f"job options are not valid run options: {exc}", retry=False) from None
+        try:
+            result = await self._turn(user_id, job.input, merged)
         except (InvalidArgumentError, SessionNotFound) as exc:
             raise JobFailed(f"{type(exc).__name__}: {exc}", retry=False) from None
         outcome = {
@@ -99,21 +110,8 @@ class AgentRunner:
         await self._record(job, outcome)
         return outcome
 
-    async def _owner(self) -> str:
-        session = await self.session_manager.load(self.session_id, active_branch=True)
-        return session.user_id or "worker"
-
-    async def _finished_before(self, job_id: str) -> dict[str, Any] | None:
-        session = await self.session_manager.load(self.session_id, active_branch=True)
-        for entry in reversed(session.entries):
-            if (
-                isinstance(entry, AuditEntry)
-                and entry.event_type == JOB_FINISHED
-                and entry.details.get("job_id") == job_id
-            ):
-                outcome: dict[str, Any] = entry.details.get("result") or {}
-                return outcome
-        return None
+    async def _load(self) -> Session:
+        return await self.session_manager.load(self.session_id, active_branch=True)
 
     async def _record(self, job: Job, outcome: dict[str, Any]) -> None:
         for attempt in range(1, _SAVE_TRIES + 1):
@@ -129,6 +127,18 @@ class AgentRunner:
             except ConflictError:
                 if attempt == _SAVE_TRIES:
                     raise  # another writer keeps saving in between; the pool retries
+
+
+def _finished_before(session: Session, job_id: str) -> dict[str, Any] | None:
+    """The recorded outcome of ``job_id`` if its turn completed. Jobs of a session run
+    one at a time, so a retried job's record, if any, is the last ``job_finished``."""
+    for entry in reversed(session.entries):
+        if isinstance(entry, AuditEntry) and entry.event_type == JOB_FINISHED:
+            if entry.details.get("job_id") != job_id:
+                return None
+            outcome: dict[str, Any] = entry.details.get("result") or {}
+            return outcome
+    return None
 
 
 def _given(options: RunOptions) -> dict[str, Any]:
