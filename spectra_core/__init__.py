@@ -84,16 +84,20 @@ from .rate_limit import (
 )
 from .store import SessionFilter, SessionInfo, SessionPage, SessionStore
 from .tree import SessionContext, TreeNode
+from .workers import AgentConfig, AgentRegistry, Budget, SequentialWorkerPool, create_agent_runner
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AgentConfig",
+    "AgentRegistry",
     "AssistantMessage",
     "AuditEntry",
     "Backend",
     "BackendKind",
     "BreakerListener",
     "BreakerMetrics",
+    "Budget",
     "CapacityError",
     "CircuitBreaker",
     "CircuitBreakerOptions",
@@ -142,6 +146,7 @@ __all__ = [
     "RunResult",
     "RunStatus",
     "ScriptedProvider",
+    "SequentialWorkerPool",
     "Session",
     "SessionBusyError",
     "SessionConfig",
@@ -166,6 +171,7 @@ __all__ = [
     "Usage",
     "UserMessage",
     "__version__",
+    "create_agent_runner",
     "hookimpl",
     "hookspec",
     "load_plugins",

@@ -48,6 +48,7 @@ __all__ = [
     "build_backend",
     "build_breaker",
     "build_engine",
+    "build_queue",
     "build_rate_limiter",
     "build_store",
     "interpolate",
@@ -104,6 +105,7 @@ class SpectraConfig:
     transport: BackendConfig | None = None
     health: tuple[BackendConfig, ...] = ()
     event_log: BackendConfig | None = None
+    queue: BackendConfig | None = None
 
 
 # --- value conversion -----------------------------------------------------------------
@@ -310,7 +312,10 @@ _SECTIONS: dict[str, tuple[BackendKind | None, str, bool]] = {
     "transport": (BackendKind.TRANSPORT, "backend", False),
     "health": (BackendKind.HEALTH_CHECK, "backend", True),
     "event_log": (BackendKind.EVENT_LOG, "backend", False),
+    "queue": (BackendKind.JOB_QUEUE, "backend", False),
 }
+#: Sections read by other modules (checked here, built there): ``[agents.<name>]``.
+_OTHER_SECTIONS = ("agents",)
 #: Keys of a section that belong to the assembly, not to the backend's options.
 _ASSEMBLY_KEYS: dict[BackendKind, tuple[str, ...]] = {BackendKind.RATE_LIMITER: ("key",)}
 
@@ -395,11 +400,17 @@ def parse_config(
     values, errors = interpolate(dict(data), "$", env)
     parts: dict[str, Any] = {}
     for section, value in values.items():
+        if section == "agents":
+            from .workers._agents_config import check_agents
+
+            errors += check_agents(value)[1]
+            continue
         spec = _SECTIONS.get(section)
         if spec is None:
-            guess = closest(section, _SECTIONS)
+            guess = closest(section, [*_SECTIONS, *_OTHER_SECTIONS])
             hint = f"; did you mean [{guess}]?" if guess else ""
-            errors.append(f"$: unknown section [{section}]{hint} (valid: {', '.join(_SECTIONS)})")
+            valid = ", ".join([*_SECTIONS, *_OTHER_SECTIONS])
+            errors.append(f"$: unknown section [{section}]{hint} (valid: {valid})")
             continue
         kind, name_key, is_array = spec
         path = f"$.{section}"
@@ -516,6 +527,13 @@ def provider_resolver(registry: PluginRegistry) -> Callable[[str], ModelProvider
     return resolve
 
 
+def build_queue(config: SpectraConfig, registry: PluginRegistry) -> Any:
+    """The job queue of ``[queue]``; ConfigError if there is none."""
+    if config.queue is None:
+        raise ConfigError(f'{config.source}: no [queue] section: add one, e.g. backend = "memory"')
+    return _create(config.queue, registry, config.source)
+
+
 def build_engine(
     config: SpectraConfig, registry: PluginRegistry, **overrides: Any
 ) -> SessionEngine:
@@ -623,6 +641,7 @@ def _parts(config: SpectraConfig) -> list[BackendConfig]:
         config.transport,
         *config.health,
         config.event_log,
+        config.queue,
     ]
     return [p for p in parts if p is not None]
 

@@ -27,6 +27,7 @@ __all__ = [
     "spectra_register_circuit_breakers",
     "spectra_register_event_logs",
     "spectra_register_health_checks",
+    "spectra_register_job_queues",
     "spectra_register_model_providers",
     "spectra_register_rate_limiters",
     "spectra_register_session_stores",
@@ -83,3 +84,8 @@ def spectra_register_health_checks(register: Register) -> None:
 @hookspec
 def spectra_register_model_providers(register: Register) -> None:
     """Register model providers (``[model] provider = "..."``)."""
+
+
+@hookspec
+def spectra_register_job_queues(register: Register) -> None:
+    """Register job queue backends for worker pools (``[queue] backend = "..."``)."""

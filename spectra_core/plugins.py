@@ -57,6 +57,7 @@ class BackendKind(StrEnum):
     HEALTH_CHECK = "health_check"
     MODEL_PROVIDER = "model_provider"
     EVENT_LOG = "event_log"
+    JOB_QUEUE = "job_queue"
 
     @property
     def hook_name(self) -> str:
@@ -75,6 +76,7 @@ _HOOKS = {
     BackendKind.HEALTH_CHECK: "spectra_register_health_checks",
     BackendKind.MODEL_PROVIDER: "spectra_register_model_providers",
     BackendKind.EVENT_LOG: "spectra_register_event_logs",
+    BackendKind.JOB_QUEUE: "spectra_register_job_queues",
 }
 
 #: Backends of our own distributions, so a missing one gets an install hint.
@@ -91,6 +93,7 @@ KNOWN_BACKENDS: Mapping[BackendKind, Mapping[str, str]] = {
     BackendKind.HEALTH_CHECK: {"redis": "spectra-redis"},
     BackendKind.MODEL_PROVIDER: {"openai": "spectra-openai"},
     BackendKind.EVENT_LOG: {"memory": "spectra-memory", "redis": "spectra-redis"},
+    BackendKind.JOB_QUEUE: {"memory": "spectra-memory", "redis": "spectra-redis"},
 }
 
 

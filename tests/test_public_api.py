@@ -22,6 +22,7 @@ MODULES = [
     "spectra_core.durations",
     "spectra_core.event_log",
     "spectra_core.health",
+    "spectra_core.workers",
 ]
 
 

@@ -6,6 +6,9 @@ A store plugin proves it honours the store contract by subclassing
 a rate limiter plugin subclasses :class:`RateLimiterConformance` and provides ``make_limiter``;
 an event log plugin subclasses :class:`EventLogConformance`, provides ``make_log`` and runs
 :func:`run_event_log_model` (a hypothesis state machine against a reference model).
+:class:`SessionStoreConformance` in its own tests and providing a ``store`` fixture;
+a rate limiter plugin subclasses :class:`RateLimiterConformance` and provides ``make_limiter``;
+a job queue plugin subclasses :class:`JobQueueConformance` and provides ``make_queue``.
 :func:`run_in_forked_child` runs a coroutine in a real forked child process.
 """
 
@@ -16,6 +19,7 @@ from .event_log_model import run_event_log_model
 from .fork import run_in_forked_child
 from .limiter_conformance import RateLimiterConformance
 from .providers import GatedProvider
+from .queue_conformance import JobQueueConformance
 from .recipe import StoreRecipe
 from .samples import every_entry_kind
 from .store_conformance import SessionStoreConformance
@@ -25,6 +29,7 @@ __all__ = [
     "EventLogConformance",
     "FakeClock",
     "GatedProvider",
+    "JobQueueConformance",
     "RateLimiterConformance",
     "SessionStoreConformance",
     "StoreRecipe",

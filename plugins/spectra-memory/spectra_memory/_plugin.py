@@ -7,6 +7,7 @@ from spectra_core import Register, hookimpl
 from ._breaker import MemoryBreakerOptions, create_memory_breaker
 from ._event_log import MemoryEventLog, MemoryEventLogOptions
 from ._limiter import MemoryLimiterOptions, create_memory_limiter
+from ._queue import MemoryJobQueue, MemoryQueueOptions
 from ._store import InMemorySessionStore, MemoryStoreOptions
 
 
@@ -47,4 +48,14 @@ def spectra_register_event_logs(register: Register) -> None:
         MemoryEventLog.from_options,
         MemoryEventLogOptions,
         description="Run event log in process memory, for one process.",
+    )
+
+
+@hookimpl
+def spectra_register_job_queues(register: Register) -> None:
+    register(
+        "memory",
+        MemoryJobQueue.from_options,
+        MemoryQueueOptions,
+        description="Job queue in process memory, for one process; lost on restart.",
     )
