@@ -1,0 +1,41 @@
+"""Factories that build the Redis backends from their config-file options."""
+
+from __future__ import annotations
+
+from spectra_core.config import build_store, parse_config
+from spectra_core.errors import ConfigError
+from spectra_core.plugins import load_plugins
+from spectra_core.store import SessionStore
+
+from ._options import RedisStoreOptions
+from ._store import RedisSessionStore
+
+__all__ = ["cold_store_from_table", "store_from_options"]
+
+
+def cold_store_from_table(table: dict[str, object]) -> SessionStore:
+    """The cold store a ``[store.cold]`` table describes (any installed store backend but
+    ``redis``); ConfigError lines name the key under ``cold``."""
+    if table.get("backend") == "redis":
+        raise ConfigError("cold.backend: the cold store must be a durable store, not redis")
+    try:
+        config = parse_config({"store": table}, "<cold>", load_plugins())
+        store: SessionStore = build_store(config, load_plugins())
+    except ConfigError as exc:
+        raise ConfigError(
+            [line.replace("<cold>: $.store", "cold", 1) for line in exc.errors]
+        ) from None
+    return store
+
+
+def store_from_options(options: RedisStoreOptions) -> RedisSessionStore:
+    """A RedisSessionStore (with its cold store, if ``cold`` is set) from its options."""
+    cold = None if options.cold is None else cold_store_from_table(options.cold)
+    return RedisSessionStore(
+        options.url,
+        ttl_seconds=options.ttl,
+        cold_store=cold,
+        key_prefix=options.key_prefix,
+        socket_timeout=options.socket_timeout,
+        retry_interval=options.retry_interval,
+    )
