@@ -1,7 +1,15 @@
 """Redis backends for spectra (backend name ``redis``)."""
 
 from ._connection import redact
-from ._options import RedisStoreOptions
+from ._limiter import RedisLimiterGroup, RedisRateLimiter
+from ._options import RedisLimiterOptions, RedisStoreOptions
 from ._store import RedisSessionStore
 
-__all__ = ["RedisSessionStore", "RedisStoreOptions", "redact"]
+__all__ = [
+    "RedisLimiterGroup",
+    "RedisLimiterOptions",
+    "RedisRateLimiter",
+    "RedisSessionStore",
+    "RedisStoreOptions",
+    "redact",
+]

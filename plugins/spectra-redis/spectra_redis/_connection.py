@@ -85,7 +85,13 @@ class Lease:
             await self.client.aclose()
 
 
-def lease(url: str, *, socket_timeout: float = 5.0, **kwargs: Any) -> Lease:
+#: Connections of one shared pool.
+MAX_CONNECTIONS = 64
+
+
+def lease(
+    url: str, *, socket_timeout: float = 5.0, max_connections: int = MAX_CONNECTIONS, **kwargs: Any
+) -> Lease:
     """The shared client of ``url`` on the running loop (made on first use)."""
     check_url(url)
     loop = asyncio.get_running_loop()
@@ -93,13 +99,18 @@ def lease(url: str, *, socket_timeout: float = 5.0, **kwargs: Any) -> Lease:
     table = _CLIENTS.setdefault(loop, {})
     shared = table.get(key)
     if shared is None:
-        client = aioredis.Redis.from_url(
+        # a blocking pool: a burst of calls waits for a free connection (up to the
+        # timeout) instead of failing with "too many connections"
+        pool = aioredis.BlockingConnectionPool.from_url(
             url,
+            max_connections=max_connections,
+            timeout=socket_timeout,
             socket_timeout=socket_timeout,
             socket_connect_timeout=socket_timeout,
             decode_responses=False,
             **kwargs,
         )
+        client = aioredis.Redis.from_pool(pool)  # closing the client closes the pool
         shared = table[key] = _Shared(client)
     shared.users += 1
     return Lease(url, shared.client, key, loop)

@@ -7,10 +7,11 @@ from spectra_core.errors import ConfigError
 from spectra_core.plugins import load_plugins
 from spectra_core.store import SessionStore
 
-from ._options import RedisStoreOptions
+from ._limiter import RedisRateLimiter
+from ._options import RedisLimiterOptions, RedisStoreOptions
 from ._store import RedisSessionStore
 
-__all__ = ["cold_store_from_table", "store_from_options"]
+__all__ = ["cold_store_from_table", "limiter_from_options", "store_from_options"]
 
 
 def cold_store_from_table(table: dict[str, object]) -> SessionStore:
@@ -38,4 +39,18 @@ def store_from_options(options: RedisStoreOptions) -> RedisSessionStore:
         key_prefix=options.key_prefix,
         socket_timeout=options.socket_timeout,
         retry_interval=options.retry_interval,
+    )
+
+
+def limiter_from_options(options: RedisLimiterOptions) -> RedisRateLimiter:
+    """A RedisRateLimiter from its options."""
+    return RedisRateLimiter(
+        options.url,
+        options.requests_per_window,
+        options.window * 1000,
+        key_prefix=options.key_prefix,
+        burst_allowance=options.burst_allowance,
+        failure_mode="open" if options.failure_mode == "open" else "closed",
+        retry_interval=options.retry_interval,
+        socket_timeout=options.socket_timeout,
     )

@@ -33,3 +33,30 @@ class RedisStoreOptions:
     socket_timeout: Duration = attrs.field(default=Duration(5.0), converter=parse_duration)
     retry_interval: Duration = attrs.field(default=Duration(1.0), converter=parse_duration)
     cold: dict[str, Any] | None = None
+
+
+def _failure_mode(value: object) -> str:
+    if value not in ("open", "closed"):
+        raise ValueError(f"failure_mode must be 'open' or 'closed', got {value!r}")
+    return str(value)
+
+
+@attrs.frozen(kw_only=True)
+class RedisLimiterOptions:
+    """Options of the ``redis`` rate limiter (``[[limiter]] backend = "redis"``).
+
+    - ``url``, ``socket_timeout``: as for the store.
+    - ``requests_per_window``, ``window``, ``burst_allowance``: as for ``memory``.
+    - ``key_prefix``: prefix of the limiter's keys (the limits are part of the key too).
+    - ``failure_mode``: when Redis cannot be asked, ``"open"`` admits, ``"closed"``
+      rejects with ``retry_after = retry_interval``.
+    """
+
+    requests_per_window: int
+    window: Duration = attrs.field(converter=parse_duration)
+    burst_allowance: int = 0
+    url: str = DEFAULT_URL
+    key_prefix: str = "rl"
+    failure_mode: str = attrs.field(default="open", validator=lambda _, __, v: _failure_mode(v))
+    retry_interval: Duration = attrs.field(default=Duration(1.0), converter=parse_duration)
+    socket_timeout: Duration = attrs.field(default=Duration(5.0), converter=parse_duration)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from spectra_core import Register, hookimpl
 
-from ._factories import store_from_options
-from ._options import RedisStoreOptions
+from ._factories import limiter_from_options, store_from_options
+from ._options import RedisLimiterOptions, RedisStoreOptions
 
 
 @hookimpl
@@ -15,4 +15,14 @@ def spectra_register_session_stores(register: Register) -> None:
         store_from_options,
         RedisStoreOptions,
         description="Sessions in Redis (sliding TTL), optionally written through to a cold store.",
+    )
+
+
+@hookimpl
+def spectra_register_rate_limiters(register: Register) -> None:
+    register(
+        "redis",
+        limiter_from_options,
+        RedisLimiterOptions,
+        description="Exact sliding-window rate limiter shared by every process (Lua, Redis time).",
     )
