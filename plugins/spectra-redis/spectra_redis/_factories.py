@@ -7,11 +7,24 @@ from spectra_core.errors import ConfigError
 from spectra_core.plugins import load_plugins
 from spectra_core.store import SessionStore
 
+from ._breaker import RedisCircuitBreaker
+from ._health import RedisHealthCheck
 from ._limiter import RedisRateLimiter
-from ._options import RedisLimiterOptions, RedisStoreOptions
+from ._options import (
+    RedisBreakerOptions,
+    RedisHealthOptions,
+    RedisLimiterOptions,
+    RedisStoreOptions,
+)
 from ._store import RedisSessionStore
 
-__all__ = ["cold_store_from_table", "limiter_from_options", "store_from_options"]
+__all__ = [
+    "breaker_from_options",
+    "cold_store_from_table",
+    "health_from_options",
+    "limiter_from_options",
+    "store_from_options",
+]
 
 
 def cold_store_from_table(table: dict[str, object]) -> SessionStore:
@@ -54,3 +67,33 @@ def limiter_from_options(options: RedisLimiterOptions) -> RedisRateLimiter:
         retry_interval=options.retry_interval,
         socket_timeout=options.socket_timeout,
     )
+
+
+def breaker_from_options(options: RedisBreakerOptions) -> RedisCircuitBreaker:
+    """A RedisCircuitBreaker from its options (durations in seconds)."""
+    return RedisCircuitBreaker(
+        options.url,
+        options.failure_threshold,
+        options.reset_timeout * 1000,
+        options.half_open_max_requests,
+        name=options.name,
+        key_prefix=options.key_prefix,
+        failure_mode="open" if options.failure_mode == "open" else "closed",
+        retry_interval=options.retry_interval,
+        socket_timeout=options.socket_timeout,
+        failure_rate_threshold=options.failure_rate_threshold,
+        sliding_window_size=options.sliding_window_size,
+        minimum_number_of_calls=options.minimum_number_of_calls,
+        slow_call_duration_ms=_ms(options.slow_call_duration),
+        slow_call_rate_threshold=options.slow_call_rate_threshold,
+        max_half_open_ms=_ms(options.max_half_open),
+    )
+
+
+def health_from_options(options: RedisHealthOptions) -> RedisHealthCheck:
+    """A RedisHealthCheck from its options."""
+    return RedisHealthCheck(options.url, timeout=options.timeout)
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000

@@ -6,6 +6,7 @@ from typing import Any
 
 import attrs
 
+from spectra_core.breaker import CircuitBreakerOptions
 from spectra_core.durations import Duration, parse_duration
 
 from ._connection import DEFAULT_URL
@@ -60,3 +61,31 @@ class RedisLimiterOptions:
     failure_mode: str = attrs.field(default="open", validator=lambda _, __, v: _failure_mode(v))
     retry_interval: Duration = attrs.field(default=Duration(1.0), converter=parse_duration)
     socket_timeout: Duration = attrs.field(default=Duration(5.0), converter=parse_duration)
+
+
+@attrs.frozen(kw_only=True)
+class RedisBreakerOptions(CircuitBreakerOptions):
+    """Options of ``[breaker] backend = "redis"``: the common breaker options, plus
+
+    - ``url``, ``socket_timeout``: as for the store.
+    - ``name``: the breaker's name; processes using the same name share one state.
+    - ``key_prefix``: prefix of the breaker's key.
+    - ``failure_mode``: when Redis cannot be asked, ``"open"`` lets calls through
+      unrecorded, ``"closed"`` fails them fast (``retry_after = retry_interval``).
+    """
+
+    url: str = DEFAULT_URL
+    name: str = "breaker"
+    key_prefix: str = "cb"
+    failure_mode: str = attrs.field(default="open", validator=lambda _, __, v: _failure_mode(v))
+    retry_interval: Duration = attrs.field(default=Duration(1.0), converter=parse_duration)
+    socket_timeout: Duration = attrs.field(default=Duration(5.0), converter=parse_duration)
+
+
+@attrs.frozen(kw_only=True)
+class RedisHealthOptions:
+    """Options of ``[[health]] backend = "redis"``: ``url``, and ``timeout`` (how long
+    the PING may take before the check fails)."""
+
+    url: str = DEFAULT_URL
+    timeout: Duration = attrs.field(default=Duration(1.0), converter=parse_duration)

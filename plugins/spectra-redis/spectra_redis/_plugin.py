@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from spectra_core import Register, hookimpl
 
-from ._factories import limiter_from_options, store_from_options
-from ._options import RedisLimiterOptions, RedisStoreOptions
+from ._factories import (
+    breaker_from_options,
+    health_from_options,
+    limiter_from_options,
+    store_from_options,
+)
+from ._options import (
+    RedisBreakerOptions,
+    RedisHealthOptions,
+    RedisLimiterOptions,
+    RedisStoreOptions,
+)
 
 
 @hookimpl
@@ -25,4 +35,24 @@ def spectra_register_rate_limiters(register: Register) -> None:
         limiter_from_options,
         RedisLimiterOptions,
         description="Exact sliding-window rate limiter shared by every process (Lua, Redis time).",
+    )
+
+
+@hookimpl
+def spectra_register_circuit_breakers(register: Register) -> None:
+    register(
+        "redis",
+        breaker_from_options,
+        RedisBreakerOptions,
+        description="Circuit breaker whose state every process using its name shares.",
+    )
+
+
+@hookimpl
+def spectra_register_health_checks(register: Register) -> None:
+    register(
+        "redis",
+        health_from_options,
+        RedisHealthOptions,
+        description="PING Redis with a timeout and report the latency.",
     )
