@@ -7,40 +7,20 @@ When Redis is unreachable the tests that need it skip, saying why; with
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-import redis
 import redis.asyncio as aioredis
-
-URL = os.environ.get("SPECTRA_REDIS_URL", "redis://127.0.0.1:6379/0")
-REQUIRED = os.environ.get("SPECTRA_REQUIRE_REDIS") == "1"
-
-
-def _reachable() -> str | None:
-    """None when Redis answers PING, else why not."""
-    try:
-        client = redis.Redis.from_url(URL, socket_timeout=2, socket_connect_timeout=2)
-        try:
-            client.ping()
-        finally:
-            client.close()
-    except redis.RedisError as exc:
-        return f"Redis at {URL} is unreachable ({exc}); start one or set SPECTRA_REDIS_URL"
-    return None
-
-
-_WHY_NOT = _reachable()
+from _redis_env import REQUIRED, URL, WHY_NOT
 
 
 @pytest.fixture
 def redis_url() -> str:
-    if _WHY_NOT is not None:
+    if WHY_NOT is not None:
         if REQUIRED:
-            pytest.fail(f"SPECTRA_REQUIRE_REDIS=1 but {_WHY_NOT}")
-        pytest.skip(_WHY_NOT)
+            pytest.fail(f"SPECTRA_REQUIRE_REDIS=1 but {WHY_NOT}")
+        pytest.skip(WHY_NOT)
     return URL
 
 
