@@ -61,11 +61,11 @@ async def bench_limiters(url: str, prefix: str, per_task: int, out: list[str]) -
             {
                 "limiter": RedisRateLimiter(url, 10**9, 60_000, key_prefix=f"{prefix}:a"),
                 "key": "tenant",
-            },  # noqa: E501
+            },
             {
                 "limiter": RedisRateLimiter(url, 10**9, 60_000, key_prefix=f"{prefix}:b"),
                 "key": "user",
-            },  # noqa: E501
+            },
             {"limiter": ours, "key": "global"},
         ]
     )
@@ -113,9 +113,9 @@ async def bench_limiters(url: str, prefix: str, per_task: int, out: list[str]) -
         )
 
 
-async def _time(fn: Callable[[], Awaitable[Any]]) -> float:
+async def _time(work: Awaitable[Any]) -> float:
     start = time.perf_counter()
-    await fn()
+    await work
     return time.perf_counter() - start
 
 
@@ -133,8 +133,8 @@ async def bench_store(url: str, prefix: str, sizes: Sequence[int], out: list[str
         for i in range(n):
             text = _text(i)
             manager.append_message(s, text if i % 2 == 0 else AssistantMessage(text))
-            times.append(await _time(lambda: manager.save(s)))
-        load = min([await _time(lambda: store.load(s.id)) for _ in range(3)])
+            times.append(await _time(manager.save(s)))
+        load = min([await _time(store.load(s.id)) for _ in range(3)])
         rows.append(("spectra RedisSessionStore", n, statistics.fmean(times), _last(times), load))
     await store.aclose()
     notes: list[str] = []
@@ -152,7 +152,7 @@ async def bench_store(url: str, prefix: str, sizes: Sequence[int], out: list[str
             for i in range(n):
                 item: Any = {"role": "user" if i % 2 == 0 else "assistant", "content": _text(i)}
                 times.append(await _time(lambda: session.add_items([item])))  # noqa: B023
-            load = min([await _time(session.get_items) for _ in range(3)])
+            load = min([await _time(session.get_items()) for _ in range(3)])
             rows.append(("Agents SDK RedisSession", n, statistics.fmean(times), _last(times), load))
         await client.aclose()
     out += ["", "## Store: append one message per save, then load", ""]
