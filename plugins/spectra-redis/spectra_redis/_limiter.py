@@ -30,10 +30,21 @@ log = structlog.get_logger("spectra_redis")
 FailureMode = Literal["open", "closed"]
 _US = 1_000_000
 _tokens = count()
+# Admission tokens are unique per process: a random prefix (new in a forked child) and
+# a counter; no system call per decision.
+_process = os.urandom(6).hex()
+
+
+def _new_process_prefix() -> None:
+    global _process
+    _process = os.urandom(6).hex()
+
+
+os.register_at_fork(after_in_child=_new_process_prefix)
 
 
 def _token() -> str:
-    return f"{os.getpid():x}.{os.urandom(4).hex()}.{next(_tokens):x}"
+    return f"{_process}.{next(_tokens):x}"
 
 
 class _RedisReservation(ReservationBase):
@@ -91,9 +102,8 @@ class RedisLimiterGroup:
         self, parts: Sequence[tuple[RateLimiter, str]], cost: int
     ) -> _RedisReservation:
         """Admit ``cost`` on every ``(limiter, key)`` or on none, in one round trip."""
-        check_cost(cost)
-        limiters = [p[0] for p in parts]
-        assert all(isinstance(lim, RedisRateLimiter) for lim in limiters)
+        if type(cost) is not int or cost < 1:
+            check_cost(cost)
         keys: list[str] = []
         args: list[Any] = [self._now(), cost, _token()]
         for limiter, key in parts:
@@ -230,9 +240,10 @@ class RedisRateLimiter(RedisUser):
 
     async def reserve(self, key: str, cost: int = 1) -> _RedisReservation:
         """Decide as :meth:`check_limit` does, holding the cost until committed or released."""
-        check_cost(cost)
-        group = self.atomic_group() or RedisLimiterGroup(self.client(), self._clock, self)
-        return await group.reserve_all([(self, key)], cost)
+        group = self._group
+        if group is None or group.client is not self.client():
+            group = self.atomic_group() or RedisLimiterGroup(self.client(), self._clock, self)
+        return await group.reserve_all(((self, key),), cost)
 
     def on_redis_error(self, exc: RedisError, action: str) -> RateLimitResult:
         """The decision when Redis failed: admit (fail open) or reject (fail closed)."""
