@@ -69,11 +69,22 @@ def core(session: nox.Session) -> None:
     )
 
 
+def _test_plugins(plugin: str) -> list[str]:
+    """Other workspace plugins a plugin's tests use (``[tool.spectra] test-plugins``,
+    distribution names), e.g. spectra-redis's cold-store tests use spectra-sqlite."""
+    meta = tomllib.loads((ROOT / "plugins" / plugin / "pyproject.toml").read_text())
+    wanted = meta.get("tool", {}).get("spectra", {}).get("test-plugins", [])
+    return [name for name in PLUGINS if name in wanted]
+
+
 @nox.session(python=PYTHON)
 @nox.parametrize("plugin", PLUGINS)
 def plugin(session: nox.Session, plugin: str) -> None:
-    """One plugin alone with core in a fresh environment, running its own tests."""
-    _install_editable(session, plugin, *_workspace_deps(plugin))
+    """One plugin alone with core in a fresh environment, running its own tests (with
+    the workspace plugins it and its tests use)."""
+    _install_editable(
+        session, plugin, *sorted(set(_workspace_deps(plugin)) | set(_test_plugins(plugin)))
+    )
     session.run("spectra", "plugins")
     session.run("pytest", f"plugins/{plugin}/tests", *session.posargs)
 

@@ -6,11 +6,19 @@ See ``docs/rate-limiting.md``.
 
 from ._composite import DIMENSIONS, CompositeRateLimiter, KeyFunc, combine_results
 from ._local import DEFAULT_MAX_KEYS, LocalRateLimiter
-from ._types import RateLimiter, RateLimitRequest, RateLimitResult, Reservation, ReservationBase
+from ._types import (
+    AtomicGroup,
+    RateLimiter,
+    RateLimitRequest,
+    RateLimitResult,
+    Reservation,
+    ReservationBase,
+)
 
 __all__ = [
     "DEFAULT_MAX_KEYS",
     "DIMENSIONS",
+    "AtomicGroup",
     "CompositeRateLimiter",
     "KeyFunc",
     "LocalRateLimiter",

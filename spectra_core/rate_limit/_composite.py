@@ -8,6 +8,7 @@ from typing import Any
 from ..errors import InvalidArgumentError
 from ..plugins import closest
 from ._types import (
+    AtomicGroup,
     RateLimiter,
     RateLimitRequest,
     RateLimitResult,
@@ -185,6 +186,11 @@ class CompositeRateLimiter:
         """Reserve ``cost`` from every limiter; when any rejects, nothing stays held."""
         check_cost(cost)
         keys = self.keys_for(request)
+        group = self._atomic_group()
+        if group is not None:
+            pairs = [(rule.limiter, key) for rule, key in zip(self._rules, keys, strict=True)]
+            held = await group.reserve_all(pairs, cost)
+            return _CompositeReservation(held.result, [held] if held.result.allowed else [])
         parts: list[Reservation] = []
         try:
             for rule, key in zip(self._rules, keys, strict=True):
@@ -197,6 +203,20 @@ class CompositeRateLimiter:
             await _release_all(parts)
             parts = []
         return _CompositeReservation(result, parts)
+
+    def _atomic_group(self) -> AtomicGroup | None:
+        """The group that decides every limiter of this chain in one atomic call, when
+        they all share one (see :class:`AtomicGroup`); else None."""
+        if len(self._rules) < 2:
+            return None
+        groups: list[object] = []
+        for rule in self._rules:
+            of = getattr(rule.limiter, "atomic_group", None)
+            group = of() if callable(of) else None
+            if group is None or (groups and group != groups[0]):
+                return None
+            groups.append(group)
+        return groups[0] if isinstance(groups[0], AtomicGroup) else None
 
 
 def _as_request(request: object) -> RateLimitRequest:

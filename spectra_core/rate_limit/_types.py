@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Protocol, runtime_checkable
 
@@ -11,6 +12,7 @@ import attrs
 from ..errors import InvalidArgumentError
 
 __all__ = [
+    "AtomicGroup",
     "RateLimitRequest",
     "RateLimitResult",
     "RateLimiter",
@@ -82,6 +84,23 @@ class RateLimiter(Protocol):
     async def reserve(self, key: str, cost: int = 1) -> Reservation:
         """Like :meth:`check_limit`, but hold the cost until committed or released."""
         ...
+
+
+@runtime_checkable
+class AtomicGroup(Protocol):
+    """Limiters that can decide several keys together, in one atomic step.
+
+    A limiter may offer ``atomic_group()`` returning such a group (or None). When every
+    limiter of a :class:`~spectra_core.rate_limit.CompositeRateLimiter` returns groups
+    that compare equal, the composite calls ``reserve_all`` once instead of reserving
+    limiter by limiter: the group admits ``cost`` on every ``(limiter, key)`` or on none,
+    and returns one reservation whose result is the most restrictive (see
+    :func:`~spectra_core.rate_limit.combine_results`), holding nothing when rejected.
+    """
+
+    async def reserve_all(
+        self, parts: Sequence[tuple[RateLimiter, str]], cost: int
+    ) -> Reservation: ...
 
 
 class ReservationBase(abc.ABC):

@@ -5,9 +5,7 @@ A store plugin proves it honours the store contract by subclassing
 :class:`StoreRecipe` for durable stores);
 a rate limiter plugin subclasses :class:`RateLimiterConformance` and provides ``make_limiter``;
 an event log plugin subclasses :class:`EventLogConformance`, provides ``make_log`` and runs
-:func:`run_event_log_model` (a hypothesis state machine against a reference model).
-:class:`SessionStoreConformance` in its own tests and providing a ``store`` fixture;
-a rate limiter plugin subclasses :class:`RateLimiterConformance` and provides ``make_limiter``;
+:func:`run_event_log_model` (a hypothesis state machine against a reference model);
 a job queue plugin subclasses :class:`JobQueueConformance` and provides ``make_queue``.
 :func:`run_in_forked_child` runs a coroutine in a real forked child process.
 """

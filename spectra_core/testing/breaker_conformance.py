@@ -12,7 +12,8 @@ and returning a fresh breaker whose time comes from the ``clock`` fixture::
         def make_breaker(self, clock):
             return lambda **kwargs: MyBreaker(clock=clock, **kwargs)
 
-Only the public contract is exercised. Requires pytest-asyncio.
+Only the public contract is exercised. A breaker that decides over the network also
+overrides :meth:`CircuitBreakerConformance.settle` (see there). Requires pytest-asyncio.
 """
 
 from __future__ import annotations
@@ -98,6 +99,15 @@ class CircuitBreakerConformance:
     def make_breaker(self, clock: FakeClock) -> MakeBreaker:
         raise NotImplementedError("provide a make_breaker fixture (see the module docstring)")
 
+    async def settle(self) -> None:
+        """Let every ready task run until it blocks on something other than the breaker.
+
+        A breaker that decides over the network overrides this to also wait until its
+        requests in flight are answered (yielding to the loop, never sleeping), so that
+        "the call was admitted" or "rejected" has happened when the test looks.
+        """
+        await _settle()
+
     async def _half_open(
         self, make_breaker: MakeBreaker, clock: FakeClock, **kwargs: Any
     ) -> CircuitBreaker:
@@ -157,7 +167,7 @@ class CircuitBreakerConformance:
         breaker = make_breaker()
         gate = Gate()
         slow = asyncio.create_task(breaker.call(gate))
-        await _settle()
+        await self.settle()
         assert gate.entered == 1
         # No lock is held across the protected call: another call completes meanwhile.
         assert await breaker.call(_ok, "fast") == "fast"
@@ -209,7 +219,7 @@ class CircuitBreakerConformance:
         breaker = await self._half_open(make_breaker, clock, half_open_max_requests=permits)
         gate = Gate()
         tasks = [asyncio.create_task(breaker.call(gate)) for _ in range(50)]
-        await _settle()
+        await self.settle()
         assert gate.entered == permits
         rejected = [t for t in tasks if t.done()]
         assert len(rejected) == 50 - permits
@@ -243,7 +253,7 @@ class CircuitBreakerConformance:
         )
         gates = [Gate() for _ in range(3)]
         tasks = [asyncio.create_task(breaker.call(g)) for g in gates]
-        await _settle()
+        await self.settle()
         gates[0].fail()
         with pytest.raises(Boom):
             await tasks[0]
@@ -265,7 +275,7 @@ class CircuitBreakerConformance:
         )
         gate = Gate()
         probe = asyncio.create_task(breaker.call(gate))
-        await _settle()
+        await self.settle()
         clock.advance(1)
         with pytest.raises(CircuitOpenError) as info:
             await breaker.call(_ok)
@@ -304,7 +314,7 @@ class CircuitBreakerConformance:
         )
         gate = Gate()
         probe = asyncio.create_task(breaker.call(gate))
-        await _settle()
+        await self.settle()
         with pytest.raises(CircuitOpenError):
             await breaker.call(_ok)
         gate.fail(Ignored("excluded"))
@@ -320,7 +330,7 @@ class CircuitBreakerConformance:
         breaker = await self._half_open(make_breaker, clock, half_open_max_requests=2)
         gates = [Gate(), Gate()]
         probes = [asyncio.create_task(breaker.call(g)) for g in gates]
-        await _settle()
+        await self.settle()
         with pytest.raises(CircuitOpenError):
             await breaker.call(_ok)
         probes[0].cancel()
@@ -329,7 +339,7 @@ class CircuitBreakerConformance:
         assert breaker.state is HALF_OPEN
         gate = Gate()
         replacement = asyncio.create_task(breaker.call(gate))
-        await _settle()
+        await self.settle()
         assert gate.entered == 1
         gates[1].succeed()
         gate.succeed()
@@ -343,7 +353,7 @@ class CircuitBreakerConformance:
         breaker = make_breaker(failure_threshold=2)
         await _trip(breaker, 1)
         task = asyncio.create_task(breaker.call(Gate()))
-        await _settle()
+        await self.settle()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -365,7 +375,7 @@ class CircuitBreakerConformance:
         )
         hung = [Gate(), Gate()]
         stuck = [asyncio.create_task(breaker.call(g)) for g in hung]
-        await _settle()
+        await self.settle()
         clock.advance(0.25)
         assert breaker.state is HALF_OPEN
         with pytest.raises(CircuitOpenError):
@@ -377,7 +387,7 @@ class CircuitBreakerConformance:
         assert breaker.state is HALF_OPEN
         fresh = Gate()
         probes = [asyncio.create_task(breaker.call(fresh)) for _ in range(2)]
-        await _settle()
+        await self.settle()
         assert fresh.entered == 2
         # The hung probes finally return: they belong to the earlier trial and count for nothing.
         for gate in hung:
@@ -400,7 +410,7 @@ class CircuitBreakerConformance:
             max_half_open_ms=500,
         )
         hung = asyncio.create_task(breaker.call(Gate()))
-        await _settle()
+        await self.settle()
         # Nobody looks for a long time: the breaker reopened 0.5 s in and is half-open again.
         clock.advance(10)
         assert await breaker.call(_ok) == "ok"
@@ -415,7 +425,7 @@ class CircuitBreakerConformance:
         breaker = await self._half_open(make_breaker, clock, half_open_max_requests=1)
         gate = Gate()
         probe = asyncio.create_task(breaker.call(gate))
-        await _settle()
+        await self.settle()
         clock.advance(3600)
         assert breaker.state is HALF_OPEN
         with pytest.raises(CircuitOpenError):
@@ -430,7 +440,7 @@ class CircuitBreakerConformance:
         breaker = make_breaker(failure_threshold=1, reset_timeout_ms=1000)
         straggler = Gate()
         late = asyncio.create_task(breaker.call(straggler))
-        await _settle()
+        await self.settle()
         await _trip(breaker, 1)
         clock.advance(1)
         assert breaker.state is HALF_OPEN

@@ -1,0 +1,104 @@
+"""The rate limiter's Lua scripts: an exact sliding window log per key.
+
+A key is two Redis keys sharing a hash tag: a sorted set of admissions (member
+``token:cost``, score its expiry in microseconds) and a counter of the cost they hold.
+Time is Redis ``TIME`` unless the caller passes one (tests inject a clock).
+"""
+
+from __future__ import annotations
+
+__all__ = ["DECIDE", "RELEASE"]
+
+_NOW = """
+local now = tonumber(ARGV[1])
+if now < 0 then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+"""
+
+#: KEYS: (log, counter) per limited key. ARGV: now_us (-1: Redis TIME), cost, token,
+#: then (window_us, capacity) per key. All keys are admitted or none is.
+#: Returns {now, admitted (1/0), then per key: remaining, reset_us, retry_us (-1: never)}.
+DECIDE = (
+    _NOW
+    + """
+local cost, token = tonumber(ARGV[2]), ARGV[3]
+local n = #KEYS / 2
+local used, ok = {}, 1
+for i = 1, n do
+  local log, counter = KEYS[2 * i - 1], KEYS[2 * i]
+  local gone = redis.call('ZRANGE', log, '-inf', now, 'BYSCORE')
+  local u = tonumber(redis.call('GET', counter) or '0')
+  if #gone > 0 then
+    for _, m in ipairs(gone) do
+      u = u - tonumber(string.sub(m, string.find(m, ':', 1, true) + 1))
+    end
+    redis.call('ZREMRANGEBYSCORE', log, '-inf', now)
+    if u <= 0 then redis.call('DEL', counter) u = 0 else redis.call('SET', counter, u) end
+  end
+  used[i] = u
+  if u + cost > tonumber(ARGV[3 + 2 * i]) then ok = 0 end
+end
+local out = {now, ok}
+for i = 1, n do
+  local log, counter = KEYS[2 * i - 1], KEYS[2 * i]
+  local window, capacity = tonumber(ARGV[2 + 2 * i]), tonumber(ARGV[3 + 2 * i])
+  local u = used[i]
+  if ok == 1 then
+    redis.call('ZADD', log, now + window, token .. ':' .. cost)
+    redis.call('INCRBY', counter, cost)
+    local ms = math.ceil(window / 1000) + 1
+    redis.call('PEXPIRE', log, ms)
+    redis.call('PEXPIRE', counter, ms)
+    out[#out + 1] = capacity - u - cost
+    out[#out + 1] = window
+    out[#out + 1] = 0
+  else
+    local reset, retry = 0, -1
+    if u > 0 then
+      local last = redis.call('ZRANGE', log, -1, -1, 'WITHSCORES')
+      reset = tonumber(last[2]) - now
+    end
+    if cost <= capacity and u + cost <= capacity then
+      retry = 0
+    elseif cost <= capacity then
+      local need, freed, start = u + cost - capacity, 0, 0
+      while retry < 0 do
+        local chunk = redis.call('ZRANGE', log, start, start + 15, 'WITHSCORES')
+        if #chunk == 0 then break end
+        for j = 1, #chunk, 2 do
+          local m = chunk[j]
+          freed = freed + tonumber(string.sub(m, string.find(m, ':', 1, true) + 1))
+          if freed >= need then retry = tonumber(chunk[j + 1]) - now break end
+        end
+        start = start + 16
+      end
+    end
+    out[#out + 1] = capacity - u
+    out[#out + 1] = reset
+    out[#out + 1] = retry
+  end
+end
+return out
+"""
+)
+
+#: KEYS: (log, counter) per key. ARGV: now_us (-1: Redis TIME), member. Gives back the
+#: reserved cost of every key whose admission has not left its window yet.
+RELEASE = (
+    _NOW
+    + """
+local m = ARGV[2]
+local cost = tonumber(string.sub(m, string.find(m, ':', 1, true) + 1))
+for i = 1, #KEYS / 2 do
+  local log, counter = KEYS[2 * i - 1], KEYS[2 * i]
+  local expiry = redis.call('ZSCORE', log, m)
+  if expiry and tonumber(expiry) > now then
+    redis.call('ZREM', log, m)
+    if redis.call('DECRBY', counter, cost) <= 0 then redis.call('DEL', counter) end
+  end
+end
+return 1
+"""
+)

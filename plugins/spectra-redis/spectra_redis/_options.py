@@ -1,0 +1,91 @@
+"""RedisStoreOptions: the ``[store] backend = "redis"`` settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from spectra_core.breaker import CircuitBreakerOptions
+from spectra_core.durations import Duration, parse_duration
+
+from ._connection import DEFAULT_URL
+
+__all__ = ["RedisStoreOptions"]
+
+
+@attrs.frozen(kw_only=True)
+class RedisStoreOptions:
+    """Options of the ``redis`` session store.
+
+    - ``url``: the Redis server (``redis://``, ``rediss://`` or ``unix://``).
+    - ``ttl``: how long a session stays in Redis after its last load or save (sliding;
+      ``0``: forever).
+    - ``key_prefix``: the prefix of every key (several applications can share a server).
+    - ``socket_timeout``: how long one Redis call may take before it fails.
+    - ``retry_interval``: with a cold store, how long Redis is left alone after a failure.
+    - ``cold``: optional ``[store.cold]`` table, any other store backend with its options
+      (``backend = "sqlite"``, ``path = ...``): saves are written through to it.
+    """
+
+    url: str = DEFAULT_URL
+    ttl: Duration = attrs.field(default=Duration(3600.0), converter=parse_duration)
+    key_prefix: str = "spectra"
+    socket_timeout: Duration = attrs.field(default=Duration(5.0), converter=parse_duration)
+    retry_interval: Duration = attrs.field(default=Duration(1.0), converter=parse_duration)
+    cold: dict[str, Any] | None = None
+
+
+def _failure_mode(value: object) -> str:
+    if value not in ("open", "closed"):
+        raise ValueError(f"failure_mode must be 'open' or 'closed', got {value!r}")
+    return str(value)
+
+
+@attrs.frozen(kw_only=True)
+class RedisLimiterOptions:
+    """Options of the ``redis`` rate limiter (``[[limiter]] backend = "redis"``).
+
+    - ``url``, ``socket_timeout``: as for the store.
+    - ``requests_per_window``, ``window``, ``burst_allowance``: as for ``memory``.
+    - ``key_prefix``: prefix of the limiter's keys (the limits are part of the key too).
+    - ``failure_mode``: when Redis cannot be asked, ``"open"`` admits, ``"closed"``
+      rejects with ``retry_after = retry_interval``.
+    """
+
+    requests_per_window: int
+    window: Duration = attrs.field(converter=parse_duration)
+    burst_allowance: int = 0
+    url: str = DEFAULT_URL
+    key_prefix: str = "rl"
+    failure_mode: str = attrs.field(default="open", validator=lambda _, __, v: _failure_mode(v))
+    retry_interval: Duration = attrs.field(default=Duration(1.0), converter=parse_duration)
+    socket_timeout: Duration = attrs.field(default=Duration(5.0), converter=parse_duration)
+
+
+@attrs.frozen(kw_only=True)
+class RedisBreakerOptions(CircuitBreakerOptions):
+    """Options of ``[breaker] backend = "redis"``: the common breaker options, plus
+
+    - ``url``, ``socket_timeout``: as for the store.
+    - ``name``: the breaker's name; processes using the same name share one state.
+    - ``key_prefix``: prefix of the breaker's key.
+    - ``failure_mode``: when Redis cannot be asked, ``"open"`` lets calls through
+      unrecorded, ``"closed"`` fails them fast (``retry_after = retry_interval``).
+    """
+
+    url: str = DEFAULT_URL
+    name: str = "breaker"
+    key_prefix: str = "cb"
+    failure_mode: str = attrs.field(default="open", validator=lambda _, __, v: _failure_mode(v))
+    retry_interval: Duration = attrs.field(default=Duration(1.0), converter=parse_duration)
+    socket_timeout: Duration = attrs.field(default=Duration(5.0), converter=parse_duration)
+
+
+@attrs.frozen(kw_only=True)
+class RedisHealthOptions:
+    """Options of ``[[health]] backend = "redis"``: ``url``, and ``timeout`` (how long
+    the PING may take before the check fails)."""
+
+    url: str = DEFAULT_URL
+    timeout: Duration = attrs.field(default=Duration(1.0), converter=parse_duration)

@@ -1,0 +1,58 @@
+"""Registers the ``redis`` backends with spectra."""
+
+from __future__ import annotations
+
+from spectra_core import Register, hookimpl
+
+from ._factories import (
+    breaker_from_options,
+    health_from_options,
+    limiter_from_options,
+    store_from_options,
+)
+from ._options import (
+    RedisBreakerOptions,
+    RedisHealthOptions,
+    RedisLimiterOptions,
+    RedisStoreOptions,
+)
+
+
+@hookimpl
+def spectra_register_session_stores(register: Register) -> None:
+    register(
+        "redis",
+        store_from_options,
+        RedisStoreOptions,
+        description="Sessions in Redis (sliding TTL), optionally written through to a cold store.",
+    )
+
+
+@hookimpl
+def spectra_register_rate_limiters(register: Register) -> None:
+    register(
+        "redis",
+        limiter_from_options,
+        RedisLimiterOptions,
+        description="Exact sliding-window rate limiter shared by every process (Lua, Redis time).",
+    )
+
+
+@hookimpl
+def spectra_register_circuit_breakers(register: Register) -> None:
+    register(
+        "redis",
+        breaker_from_options,
+        RedisBreakerOptions,
+        description="Circuit breaker whose state every process using its name shares.",
+    )
+
+
+@hookimpl
+def spectra_register_health_checks(register: Register) -> None:
+    register(
+        "redis",
+        health_from_options,
+        RedisHealthOptions,
+        description="PING Redis with a timeout and report the latency.",
+    )
