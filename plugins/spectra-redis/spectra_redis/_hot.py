@@ -58,7 +58,7 @@ class HotSessions:
         replace an older or missing copy by the whole session (``mode="put"``)."""
         header = header_to_dict(session)
         header["version"] = version
-        created = header_texts(session)[0]
+        created = session.incarnation or header_texts(session)[0]  # identity of the copy
         args: list[Any] = [
             mode,
             expected,

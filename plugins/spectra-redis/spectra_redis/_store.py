@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
+from spectra_core.backend import new_incarnation
 from spectra_core.clock import Clock, SystemClock
 from spectra_core.errors import ConflictError, InvalidArgumentError, SessionNotFound, StoreError
 from spectra_core.ids import validate_id
@@ -220,6 +221,7 @@ class RedisSessionStore(RedisUser, StoreBase):
             forked_from=base.forked_from,
             leaf_id=base.leaf_id,
             version=base.version,
+            incarnation=base.incarnation,
             entries=entries,
             partial=partial,
             saved_count=len(entries),
@@ -249,6 +251,8 @@ class RedisSessionStore(RedisUser, StoreBase):
         for e in new:
             validate_id(e.id, "entry id")
         expected = session.version
+        if expected == 0 and session.incarnation is None:
+            session.incarnation = new_incarnation()  # tells a re-created session apart
         if self.cold_store is not None:
             await self.cold_store.save(session)  # acknowledged here: it decides conflicts
             await self._write_through(session, expected, new)
@@ -257,6 +261,8 @@ class RedisSessionStore(RedisUser, StoreBase):
             f"saving {session.id!r}",
             lambda h: h.write("save", session, expected, expected + 1, new),
         )
+        if status == "recreated":
+            raise ConflictError(session.id, expected, value, recreated=True)
         if status == "conflict":
             raise ConflictError(session.id, expected, value)
         if status == "dup":

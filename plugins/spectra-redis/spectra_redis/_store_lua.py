@@ -1,9 +1,10 @@
 """The store's Lua scripts: each runs atomically on the keys of one session.
 
 A session lives in three keys sharing the session id as hash tag (so on Redis Cluster
-they are in one slot): ``h`` a hash (``v`` version, ``c`` created_at, ``h`` the header's
-JSON, ``n`` entry count, ``leaf``, ``us`` updated_at in microseconds, ``user``,
-``tenant``), ``e`` a list of the entries' JSON in order, and ``t`` a hash from entry id to
+they are in one slot): ``h`` a hash (``v`` version, ``c`` the incarnation, or created_at
+for sessions saved before incarnations, ``h`` the header's JSON, ``n`` entry count,
+``leaf``, ``us`` updated_at in microseconds, ``user``, ``tenant``), ``e`` a list of the
+entries' JSON in order, and ``t`` a hash from entry id to
 ``seq \\t parent_id \\t kind \\t first_kept_entry_id`` that bounded loads walk.
 """
 
@@ -24,8 +25,8 @@ end
 #: ARGV: mode ('save' checks the version and appends; 'put' replaces an older or missing
 #: copy, to warm the cache), expected, version, created_at, header json, updated_us,
 #: user, tenant, leaf, ttl_ms, then 5 values per entry: id, parent, kind, first_kept, json.
-#: Returns {'ok', version}, {'conflict', stored version or ''}, {'dup', entry id} or
-#: {'stale', stored version}.
+#: Returns {'ok', version}, {'conflict', stored version or ''}, {'recreated', version},
+#: {'dup', entry id} or {'stale', stored version}.
 WRITE = (
     _EXPIRE
     + """
@@ -44,9 +45,8 @@ else
     if stored[1] then return {'conflict', stored[1]} end
   else
     if not stored[1] then return {'conflict', ''} end
-    if tonumber(stored[1]) ~= expected or stored[2] ~= ARGV[4] then
-      return {'conflict', stored[1]}
-    end
+    if stored[2] ~= ARGV[4] then return {'recreated', stored[1]} end
+    if tonumber(stored[1]) ~= expected then return {'conflict', stored[1]} end
     count = tonumber(stored[3])
     for i = 11, #ARGV, 5 do
       if redis.call('HEXISTS', KEYS[3], ARGV[i]) == 1 then return {'dup', ARGV[i]} end
