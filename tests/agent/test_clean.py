@@ -7,6 +7,7 @@ import json
 import math
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -103,23 +104,26 @@ def test_describe_exception_survives_a_broken_str() -> None:
 
 
 def test_checked_reply_cleans_and_refuses() -> None:
-    message = AssistantMessage(
-        [TextContent("a\ud800"), ToolCall("i\udc00", "f", {"k": "v\udfff"})],
-        model="m\ud800",
-        usage=Usage(1, 2),
-    )
+    # the models refuse these when built; a provider that bypasses their validators
+    # (attrs.validators.disabled) must still be caught here, the last line before storage
+    with attrs.validators.disabled():
+        message = AssistantMessage(
+            [TextContent("a\ud800"), ToolCall("i\udc00", "f", {"k": "v\udfff"})],
+            model="m\ud800",
+            usage=Usage(1, 2),
+        )
+        bad: list[Any] = [
+            "just text",
+            AssistantMessage([ImageContent("x", "image/png")]),  # type: ignore[list-item]
+            AssistantMessage([TextContent(5)]),  # type: ignore[arg-type]
+            AssistantMessage("ok", usage=Usage("1")),  # type: ignore[arg-type]
+            AssistantMessage([ToolCall("c", "f", [1])]),  # type: ignore[arg-type]
+        ]
     assert checked_reply(message) == AssistantMessage(
         [TextContent("a\ufffd"), ToolCall("i\ufffd", "f", {"k": "v\ufffd"})],
         model="m\ufffd",
         usage=Usage(1, 2),
     )
-    bad: list[Any] = [
-        "just text",
-        AssistantMessage([ImageContent("x", "image/png")]),  # type: ignore[list-item]
-        AssistantMessage([TextContent(5)]),  # type: ignore[arg-type]
-        AssistantMessage("ok", usage=Usage("1")),  # type: ignore[arg-type]
-        AssistantMessage([ToolCall("c", "f", [1])]),  # type: ignore[arg-type]
-    ]
     for reply in bad:
         with pytest.raises(ProviderError) as info:
             checked_reply(reply, provider="p")
