@@ -11,6 +11,7 @@ from typing import Any, TypeAlias
 import attrs
 
 from ..models import AssistantMessage, TextContent, ThinkingContent, ToolCall, Usage, UserMessage
+from ._clean import replace_surrogates
 from .provider import (
     ModelRequest,
     ProviderDone,
@@ -159,9 +160,12 @@ class ScriptedProvider:
 async def _resolve(step: ScriptStep, request: ModelRequest) -> AssistantMessage:
     if isinstance(step, BaseException):
         raise step
-    if isinstance(step, str):
+    if isinstance(step, str):  # a scripted reply is model output: stored safely
         return AssistantMessage(
-            step, model=request.model.id, provider="scripted", stop_reason="stop"
+            replace_surrogates(step),
+            model=request.model.id,
+            provider="scripted",
+            stop_reason="stop",
         )
     if isinstance(step, AssistantMessage):
         return step
@@ -170,7 +174,10 @@ async def _resolve(step: ScriptStep, request: ModelRequest) -> AssistantMessage:
         result = await result
     if isinstance(result, str):
         return AssistantMessage(
-            result, model=request.model.id, provider="scripted", stop_reason="stop"
+            replace_surrogates(result),
+            model=request.model.id,
+            provider="scripted",
+            stop_reason="stop",
         )
     if not isinstance(result, AssistantMessage):
         raise ProviderError(f"script step returned {type(result).__name__}, not a message")

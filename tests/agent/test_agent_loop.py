@@ -13,6 +13,7 @@ import tracemalloc
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
+import attrs
 import pytest
 
 from spectra_core import (
@@ -174,10 +175,11 @@ async def test_thinking_and_tool_call_arguments_with_surrogates_are_stored_safel
         return kwargs
 
     shown = tool(show, parameters={"type": "object", "properties": {}})
-    reply = AssistantMessage(
-        [ThinkingContent("hmm \udc00"), ToolCall("c\ud800", "show", {"k\udc01": ["v\ud801"]})],
-        stop_reason="tool_use",
-    )
+    with attrs.validators.disabled():  # as a provider that bypasses the models' checks
+        reply = AssistantMessage(
+            [ThinkingContent("hmm \udc00"), ToolCall("c\ud800", "show", {"k\udc01": ["v\ud801"]})],
+            stop_reason="tool_use",
+        )
     engine = make_engine(disk_manager, clock, provider=ScriptedProvider([reply, "done"]))
     events = await run_events(engine, tools=[shown])
     assert events[-1].status is RunStatus.COMPLETED, events[-1].error
@@ -226,7 +228,8 @@ async def test_tool_call_arguments_that_are_not_a_json_object_fail_the_turn_clea
         calls.append((a, b))
         return a + b
 
-    reply = AssistantMessage([ToolCall("c1", "add", arguments)], stop_reason="tool_use")
+    with attrs.validators.disabled():  # as a provider that bypasses the models' checks
+        reply = AssistantMessage([ToolCall("c1", "add", arguments)], stop_reason="tool_use")
     engine = make_engine(disk_manager, clock, provider=ScriptedProvider([reply]))
     events = await run_events(engine, tools=[add])
     end = events[-1]

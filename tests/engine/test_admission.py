@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections.abc import Callable
+from typing import TypeVar
 
+import attrs
 import pytest
 
 from spectra_core import (
@@ -28,6 +31,15 @@ pytestmark = pytest.mark.needs_plugins
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(64))).decode()
 
 
+T = TypeVar("T")
+
+
+def _unchecked(build: Callable[[], T]) -> T:
+    """``build()`` with the attrs validators off (what a caller bypassing them holds)."""
+    with attrs.validators.disabled():
+        return build()
+
+
 def started(manager: SessionManager, clock: FakeClock, **kw: object) -> SessionEngine:
     engine = SessionEngine(manager, clock=clock, **kw)  # type: ignore[arg-type]
     engine.start()
@@ -38,15 +50,32 @@ def started(manager: SessionManager, clock: FakeClock, **kw: object) -> SessionE
     ("user_id", "input", "named"),
     [
         ("u", "caf\udce9", "input holds a lone surrogate (U+DCE9) at index 3"),
-        ("u", UserMessage([TextContent("a"), TextContent("\ud83d")]), "content[1].text"),
+        # built past the models' own check, as a caller bypassing it could
+        (
+            "u",
+            _unchecked(lambda: UserMessage([TextContent("a"), TextContent("\ud83d")])),
+            "content[1].text",
+        ),
         ("u\udc80", "hi", "user_id"),
         ("u\x00", "hi", "user_id"),
         ("u" * 257, "hi", "user_id"),
         ("u", b"hi", "input must be a string or a UserMessage"),
-        ("u", UserMessage([ImageContent(PNG, "text/html")]), "content[0].mime_type"),
-        ("u", UserMessage([ImageContent("not base64!", "image/png")]), "content[0].data"),
-        ("u", UserMessage([ImageContent("", "image/png")]), "content[0].data"),
-        ("u", UserMessage(["raw string block"]), "content[0]: expected TextContent"),  # type: ignore[list-item]
+        (
+            "u",
+            _unchecked(lambda: UserMessage([ImageContent(PNG, "text/html")])),
+            "content[0].mime_type",
+        ),
+        (
+            "u",
+            _unchecked(lambda: UserMessage([ImageContent("not base64!", "image/png")])),
+            "content[0].data",
+        ),
+        ("u", _unchecked(lambda: UserMessage([ImageContent("", "image/png")])), "content[0].data"),
+        (
+            "u",
+            _unchecked(lambda: UserMessage(["raw string block"])),
+            "content[0]: expected TextContent",
+        ),  # type: ignore[list-item]
         ("u", UserMessage([]), "input is empty"),
     ],
 )

@@ -109,7 +109,7 @@ def test_a_bad_cold_table_names_the_key() -> None:
 
 
 def test_bad_options_name_the_key() -> None:
-    with pytest.raises(ConfigError, match=r"\$.limiter\[0\]: failure_mode must be"):
+    with pytest.raises(ConfigError, match=r"\$.limiter\[0\]\.failure_mode: failure_mode must be"):
         parse_config(
             {"limiter": [{"backend": "redis", "key": "user", "requests_per_window": 1,
                           "window": "1s", "failure_mode": "sideways"}]},
