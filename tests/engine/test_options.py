@@ -45,7 +45,7 @@ BAD_OPTIONS: list[tuple[Any, str]] = [
     ({"model": 5}, "model"),
     ({"model": {"provider": "echo"}}, "model"),
     ({"model": ""}, "model"),
-    ({"model": {"id": "m", "options": {"k": {1, 2}}}}, "model.options"),
+    ({"model": {"id": "m", "options": {"k": {1, 2}}}}, "ModelRef.options"),
     ({"timeout": 5}, "unknown run option 'timeout'; did you mean 'timeout_ms'?"),
     ({3: 4}, "unknown run option"),
     ("fast", "options must be a RunOptions or a dict"),
