@@ -37,7 +37,7 @@ def test_plugins_json_lists_installed_plugins() -> None:
 def test_check_broken_config_exits_2_with_every_error(tmp_path: Path) -> None:
     cfg = tmp_path / "bad.toml"
     cfg.write_text(
-        '[engine]\nsession_timeout = "forever"\n\n[store]\nbackend = "redis"\n\n'
+        '[engine]\nsession_timeout = "forever"\n\n[queue]\nbackend = "redis"\n\n'
         '[[limiter]]\nbackend = "nope"\nkey = "user"\n'
     )
     out = spectra("check", str(cfg))
