@@ -25,6 +25,7 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "spectra_register_circuit_breakers",
+    "spectra_register_commands",
     "spectra_register_event_logs",
     "spectra_register_health_checks",
     "spectra_register_job_queues",
@@ -89,3 +90,14 @@ def spectra_register_model_providers(register: Register) -> None:
 @hookspec
 def spectra_register_job_queues(register: Register) -> None:
     """Register job queue backends for worker pools (``[queue] backend = "..."``)."""
+
+
+@hookspec
+def spectra_register_commands(subparsers: Any) -> None:
+    """Add sub-commands to the ``spectra`` command (as ``spectra serve``).
+
+    ``subparsers`` is the :mod:`argparse` sub-parsers action of ``spectra``: call
+    ``subparsers.add_parser("name", help=...)`` and give the parser a handler with
+    ``set_defaults(handler=fn)``, where ``fn(args) -> int`` returns the exit status.
+    A name already taken by spectra or another plugin is refused with a clear error.
+    """

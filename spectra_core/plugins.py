@@ -79,6 +79,9 @@ _HOOKS = {
     BackendKind.JOB_QUEUE: "spectra_register_job_queues",
 }
 
+#: The hook through which plugins add sub-commands to the ``spectra`` command.
+COMMANDS_HOOK = "spectra_register_commands"
+
 #: Backends of our own distributions, so a missing one gets an install hint.
 KNOWN_BACKENDS: Mapping[BackendKind, Mapping[str, str]] = {
     BackendKind.SESSION_STORE: {
@@ -210,7 +213,7 @@ class PluginRegistry:
 
     def _check_names(self, plugin: object) -> None:
         """Catch a hook function whose name is not a hook (a misspelled hookimpl)."""
-        known = set(_HOOKS.values())
+        known = {*_HOOKS.values(), COMMANDS_HOOK}
         for attr in dir(plugin):
             if attr.startswith("spectra_") and attr not in known:
                 value = getattr(plugin, attr, None)

@@ -8,10 +8,14 @@ import os
 import sys
 from collections.abc import Sequence
 
+from ..plugins import PluginRegistry, load_plugins
 from . import _check, _plugins, _run, _sessions
+from ._commands import add_plugin_commands
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(registry: PluginRegistry | None = None) -> argparse.ArgumentParser:
+    """The ``spectra`` parser: the built-in commands and those of installed plugins
+    (problems adding a plugin's commands are warned about on stderr)."""
     parser = argparse.ArgumentParser(
         prog="spectra", description="spectra: serve conversational AI agents in production."
     )
@@ -20,6 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     _check.add_parser(sub)
     _sessions.add_parser(sub)
     _run.add_parsers(sub)
+    for problem in add_plugin_commands(sub, registry or load_plugins()):
+        with contextlib.suppress(OSError):
+            print(f"warning: {problem}", file=sys.stderr, flush=True)
     return parser
 
 
