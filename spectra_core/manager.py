@@ -111,7 +111,7 @@ class SessionManager:
     async def load(
         self, session_id: str, *, active_branch: bool = False, tail: int | None = None
     ) -> Session:
-        """The stored session, or :class:`~spectra_core.SessionNotFound`.
+        """The stored session, or :class:`~spectra_core.SessionNotFoundError`.
 
         With ``active_branch=True`` (or a ``tail``) only the active branch from the last
         compaction (at most ``tail`` entries) is loaded, which keeps opening a very long
@@ -259,7 +259,7 @@ class SessionManager:
         return build_context(session, entry_id)
 
     def get_entry(self, session: Session, entry_id: str) -> Entry:
-        """The entry with this id, or :class:`~spectra_core.EntryNotFound`."""
+        """The entry with this id, or :class:`~spectra_core.EntryNotFoundError`."""
         return session.get_entry(entry_id)
 
     # --- internals --------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, TypeAlias
 import attrs
 
 from ._checks import blocks_of, instance, json_object, json_value, optional, text, timestamp
-from .errors import EntryNotFound, InvalidArgumentError
+from .errors import EntryNotFoundError, InvalidArgumentError
 
 __all__ = [
     "AssistantContent",
@@ -382,11 +382,11 @@ class Session:
         self._saved_count = len(self.entries)
 
     def get_entry(self, entry_id: str) -> Entry:
-        """The entry with this id, or :class:`EntryNotFound`."""
+        """The entry with this id, or :class:`EntryNotFoundError`."""
         try:
             return self._index[entry_id]
         except KeyError:
-            raise EntryNotFound(self.id, entry_id) from None
+            raise EntryNotFoundError(self.id, entry_id) from None
 
     def has_entry(self, entry_id: str) -> bool:
         return entry_id in self._index
@@ -399,7 +399,7 @@ class Session:
         if entry.id in self._index:
             raise ValueError(f"entry id {entry.id!r} already exists in session {self.id!r}")
         if entry.parent_id is not None and entry.parent_id not in self._index:
-            raise EntryNotFound(self.id, entry.parent_id)
+            raise EntryNotFoundError(self.id, entry.parent_id)
         self.entries.append(entry)
         self._index[entry.id] = entry
         self.leaf_id = entry.id

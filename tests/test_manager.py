@@ -15,7 +15,7 @@ from spectra_core import (
     AuditEntry,
     CompactionEntry,
     ConflictError,
-    EntryNotFound,
+    EntryNotFoundError,
     ImageContent,
     InvalidArgumentError,
     InvalidIdError,
@@ -58,12 +58,12 @@ async def test_branch_to_unknown_entry_raises_and_changes_nothing(
 ) -> None:
     s = await manager.create()
     a = manager.append_message(s, "q")
-    with pytest.raises(EntryNotFound, match="nope"):
+    with pytest.raises(EntryNotFoundError, match="nope"):
         manager.branch(s, "nope")
     assert s.leaf_id == a.id
-    with pytest.raises(EntryNotFound):
+    with pytest.raises(EntryNotFoundError):
         manager.get_branch(s, "nope")
-    with pytest.raises(EntryNotFound):
+    with pytest.raises(EntryNotFoundError):
         manager.append_label(s, "nope", "x")
 
 

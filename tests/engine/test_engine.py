@@ -18,7 +18,7 @@ from spectra_core import (
     MessageEntry,
     SessionBusyError,
     SessionManager,
-    SessionNotFound,
+    SessionNotFoundError,
     ToolCall,
     ToolResultMessage,
 )
@@ -384,7 +384,7 @@ async def test_bad_input_is_refused_before_anything_is_saved(
         await engine.run("u", "   ")
     with pytest.raises(InvalidArgumentError, match="the limit is 1,000,000"):
         await engine.run("u", "x" * (10 * 1024 * 1024))
-    with pytest.raises(SessionNotFound):
+    with pytest.raises(SessionNotFoundError):
         await engine.run("u", "hi", "no-such-session")
     with pytest.raises(InvalidArgumentError):
         await engine.run("u", "hi", "../etc/passwd")
@@ -396,7 +396,7 @@ async def test_another_users_session_is_not_found(
 ) -> None:
     engine = make_engine(manager, clock)
     mine = await engine.run("alice", "secret plans")
-    with pytest.raises(SessionNotFound, match=mine.session_id):
+    with pytest.raises(SessionNotFoundError, match=mine.session_id):
         await engine.run("mallory", "show me", mine.session_id)
     session = await manager.load(mine.session_id)
     assert all(

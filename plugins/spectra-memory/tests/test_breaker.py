@@ -15,7 +15,7 @@ from spectra_core import (
 )
 from spectra_core.durations import Duration
 from spectra_core.testing import CircuitBreakerConformance, FakeClock
-from spectra_memory import MemoryBreakerOptions, memory_breaker
+from spectra_memory import MemoryBreakerOptions, create_memory_breaker
 
 
 class TestMemoryCircuitBreaker(CircuitBreakerConformance):
@@ -36,6 +36,12 @@ def test_memory_breaker_is_registered_through_the_entry_point() -> None:
     assert breaker.state is CircuitState.CLOSED
 
 
+def test_the_first_release_factory_name_is_the_same_function() -> None:
+    from spectra_memory import memory_breaker
+
+    assert memory_breaker is create_memory_breaker
+
+
 async def fail() -> None:
     raise RuntimeError("down")
 
@@ -48,7 +54,7 @@ async def test_the_factory_applies_the_core_options() -> None:
         half_open_max_requests=1,
         max_half_open=Duration(10.0),
     )
-    breaker = memory_breaker(options, clock=clock)
+    breaker = create_memory_breaker(options, clock=clock)
     for _ in range(2):
         with pytest.raises(RuntimeError):
             await breaker.call(fail)
@@ -69,7 +75,7 @@ async def test_the_factory_applies_the_core_options() -> None:
 
 async def test_the_factory_applies_the_window_options() -> None:
     clock = FakeClock()
-    rate = memory_breaker(
+    rate = create_memory_breaker(
         MemoryBreakerOptions(
             failure_threshold=100,
             failure_rate_threshold=50.0,
@@ -83,7 +89,7 @@ async def test_the_factory_applies_the_window_options() -> None:
         await rate.call(fail)
     assert rate.state is CircuitState.OPEN
 
-    slow = memory_breaker(
+    slow = create_memory_breaker(
         MemoryBreakerOptions(
             slow_call_duration=Duration(2.0),
             slow_call_rate_threshold=50.0,

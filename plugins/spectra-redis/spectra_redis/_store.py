@@ -12,7 +12,12 @@ from redis.exceptions import RedisError
 
 from spectra_core.backend import new_incarnation
 from spectra_core.clock import Clock, SystemClock
-from spectra_core.errors import ConflictError, InvalidArgumentError, SessionNotFound, StoreError
+from spectra_core.errors import (
+    ConflictError,
+    InvalidArgumentError,
+    SessionNotFoundError,
+    StoreError,
+)
 from spectra_core.ids import validate_id
 from spectra_core.models import ModelChangeEntry, PartialLoad, Session
 from spectra_core.serde import (
@@ -177,7 +182,7 @@ class RedisSessionStore(RedisUser, StoreBase):
         if found is not None:
             return self._session(session_id, found[0], found[1:])
         if self.cold_store is None:
-            raise SessionNotFound(session_id)
+            raise SessionNotFoundError(session_id)
         session = await self.cold_store.load(session_id)
         await self._warm(session)
         return session
@@ -196,7 +201,7 @@ class RedisSessionStore(RedisUser, StoreBase):
             return trim_to_active_branch(await self._cold().load(session_id), tail)
         if found is None:
             if self.cold_store is None:
-                raise SessionNotFound(session_id)
+                raise SessionNotFoundError(session_id)
             session = await self.cold_store.load(session_id)
             await self._warm(session)
             return trim_to_active_branch(session, tail)
@@ -291,7 +296,7 @@ class RedisSessionStore(RedisUser, StoreBase):
             raise
 
     async def delete(self, session_id: str) -> None:
-        """Delete the session, or raise SessionNotFound."""
+        """Delete the session, or raise SessionNotFoundError."""
         validate_id(session_id)
         if self.cold_store is not None:
             await self.cold_store.delete(session_id)
@@ -301,7 +306,7 @@ class RedisSessionStore(RedisUser, StoreBase):
                 self._dirty.add(session_id)
             return
         if not await self._redis(f"deleting {session_id!r}", lambda h: h.delete(session_id)):
-            raise SessionNotFound(session_id)
+            raise SessionNotFoundError(session_id)
 
     # --- listing ----------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from spectra_core import SessionManager, SessionNotFound
+from spectra_core import SessionManager, SessionNotFoundError
 from spectra_core.store import SessionFilter
 from spectra_redis import RedisSessionStore
 
@@ -46,7 +46,7 @@ async def test_an_evicted_session_leaves_the_listing(store: RedisSessionStore) -
     kept = await manager.create(user_id="u")
     gone = await manager.create(user_id="u")
     await store.client().delete(*store._hot().keys(gone.id))  # as an expiry would
-    with pytest.raises(SessionNotFound):
+    with pytest.raises(SessionNotFoundError):
         await manager.load(gone.id)
     for flt in (SessionFilter(), SessionFilter(user_id="u")):
         assert [i.id for i in await manager.list(flt)] == [kept.id]

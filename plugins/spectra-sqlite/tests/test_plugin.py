@@ -9,7 +9,7 @@ import pytest
 import spectra_sqlite
 from spectra_core import BackendKind, InvalidArgumentError, load_plugins
 from spectra_core.store import BranchLoadingStore, SessionStore
-from spectra_sqlite import SQLiteSessionStore, SqliteStoreOptions
+from spectra_sqlite import SQLiteSessionStore, SQLiteStoreOptions, SqliteStoreOptions
 
 
 def test_public_api() -> None:
@@ -26,8 +26,8 @@ async def test_entry_point_registers_sqlite_store(tmp_path: Path) -> None:
     registry = load_plugins()
     backend = registry.get(BackendKind.SESSION_STORE, "sqlite")
     assert backend.distribution == "spectra-sqlite"
-    assert backend.options is SqliteStoreOptions
-    store = backend.create(SqliteStoreOptions(path=str(tmp_path / "x.db"), synchronous="NORMAL"))
+    assert backend.options is SQLiteStoreOptions
+    store = backend.create(SQLiteStoreOptions(path=str(tmp_path / "x.db"), synchronous="NORMAL"))
     assert isinstance(store, SQLiteSessionStore)
     assert isinstance(store, SessionStore) and isinstance(store, BranchLoadingStore)
     assert store.synchronous == "normal" and store.busy_timeout == 5.0
@@ -37,9 +37,9 @@ async def test_entry_point_registers_sqlite_store(tmp_path: Path) -> None:
 
 
 def test_options_defaults_and_conversions() -> None:
-    opts = SqliteStoreOptions(path="s.db")
+    opts = SQLiteStoreOptions(path="s.db")
     assert (opts.synchronous, opts.busy_timeout) == ("full", 5.0)
-    opts = SqliteStoreOptions(path="s.db", synchronous="Extra", busy_timeout="250ms")
+    opts = SQLiteStoreOptions(path="s.db", synchronous="Extra", busy_timeout="250ms")
     assert (opts.synchronous, opts.busy_timeout) == ("extra", 0.25)
 
 
@@ -53,7 +53,7 @@ def test_options_defaults_and_conversions() -> None:
 )
 def test_options_reject_bad_values(kwargs: dict[str, str]) -> None:
     with pytest.raises(ValueError, match=r"path|synchronous|duration") as info:
-        SqliteStoreOptions(**kwargs)
+        SQLiteStoreOptions(**kwargs)
     if "synchronous" in kwargs:
         assert isinstance(info.value, InvalidArgumentError)
         assert "off, normal, full, extra" in str(info.value)
