@@ -16,6 +16,7 @@ from __future__ import annotations
 from ._after_fork import reset_after_fork
 from ._stored import PendingSave, new_incarnation, prepare_save, session_from_stored
 from .breaker import BreakerListener, BreakerMetrics, CircuitBreaker, CircuitBreakerOptions
+from .breaker._base import BreakerBase, admission_wait, timed_transition
 from .clock import Clock, SystemClock
 from .durations import Duration, parse_duration
 from .errors import (
@@ -70,6 +71,7 @@ from .tree import active_branch_window, trim_to_active_branch
 __all__ = [
     "FORMAT_VERSION",
     "BranchLoadingStore",
+    "BreakerBase",
     "BreakerListener",
     "BreakerMetrics",
     "CircuitBreaker",
@@ -103,6 +105,7 @@ __all__ = [
     "StoreError",
     "SystemClock",
     "active_branch_window",
+    "admission_wait",
     "bulk_decoding",
     "cut_page",
     "decode_cursor",
@@ -124,6 +127,7 @@ __all__ = [
     "prepare_save",
     "reset_after_fork",
     "session_from_stored",
+    "timed_transition",
     "trim_to_active_branch",
     "validate_id",
 ]

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from inspect import isawaitable
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
-import structlog
-
 from ..clock import Clock, SystemClock
 from ..errors import CircuitOpenError, InvalidArgumentError
+from ._base import BreakerBase, admission_wait, timed_transition
 from ._checks import check_percentage, check_positive, check_positive_int
 from ._protocol import BreakerListener, BreakerMetrics, CircuitState
 
@@ -24,8 +22,6 @@ __all__ = ["DefaultCircuitBreaker"]
 P = ParamSpec("P")
 T = TypeVar("T")
 
-_log = structlog.get_logger("spectra.breaker")
-
 _CLOSED = CircuitState.CLOSED
 _OPEN = CircuitState.OPEN
 _HALF_OPEN = CircuitState.HALF_OPEN
@@ -35,7 +31,7 @@ _FAILED = 1
 _SLOW = 2
 
 
-class DefaultCircuitBreaker:
+class DefaultCircuitBreaker(BreakerBase):
     """A circuit breaker kept in process memory.
 
     * CLOSED: calls pass. ``failure_threshold`` consecutive failures open it; so does a
@@ -238,30 +234,6 @@ class DefaultCircuitBreaker:
             self._success(epoch, start)
         return result
 
-    @overload
-    def protect(self, fn: Callable[P, Awaitable[T]], /) -> Callable[P, Coroutine[Any, Any, T]]: ...
-
-    @overload
-    def protect(self, fn: Callable[P, T], /) -> Callable[P, Coroutine[Any, Any, T]]: ...
-
-    def protect(self, fn: Callable[..., Any], /) -> Callable[..., Coroutine[Any, Any, Any]]:
-        """Wrap ``fn`` so that every call goes through :meth:`call` (an async function)."""
-        call = self.call
-
-        @functools.wraps(fn)
-        async def protected(*args: Any, **kwargs: Any) -> Any:
-            return await call(fn, *args, **kwargs)
-
-        return protected
-
-    __call__ = protect
-
-    def add_listener(self, listener: BreakerListener, /) -> None:
-        self._listeners.append(listener)
-
-    def remove_listener(self, listener: BreakerListener, /) -> None:
-        self._listeners.remove(listener)
-
     def metrics(self) -> BreakerMetrics:
         state = self.state
         n = len(self._ring)
@@ -311,45 +283,27 @@ class DefaultCircuitBreaker:
             self._opened_at = at
         elif new is _HALF_OPEN:
             self._half_open_at = at
-        for listener in tuple(self._listeners):
-            try:
-                listener(old, new, self)
-            except Exception:
-                _log.exception(
-                    "circuit breaker listener failed; the breaker carries on",
-                    breaker=self._name,
-                    listener=repr(listener),
-                    old_state=old.value,
-                    new_state=new.value,
-                )
+        self._notify(old, new)
 
     def _tick(self, now: float) -> None:
         """Apply the transitions that time alone causes."""
-        while True:
-            state = self._state
-            if state is _OPEN and now >= self._opened_at + self._reset:
-                self._transition(_HALF_OPEN, now)
-            elif (
-                state is _HALF_OPEN
-                and self._max_half_open is not None
-                and now >= self._half_open_at + self._max_half_open
-            ):
-                # Reopen as of the moment the limit passed, so a long-unobserved breaker
-                # does not wait a whole extra reset timeout.
-                self._transition(_OPEN, self._half_open_at + self._max_half_open)
-            else:
-                return
+        while due := timed_transition(
+            self._state, now, self._opened_at, self._half_open_at, self._reset, self._max_half_open
+        ):
+            self._transition(*due)
 
     def _wait(self, now: float) -> float:
         """Seconds until a call could be admitted (after :meth:`_tick`)."""
-        state = self._state
-        if state is _OPEN:
-            return max(0.0, self._opened_at + self._reset - now)
-        if state is _HALF_OPEN and self._ho_in_flight + self._ho_successes >= self._ho_max:
-            if self._max_half_open is not None:
-                return max(0.0, self._half_open_at + self._max_half_open - now)
-            return self._reset
-        return 0.0
+        permits_left = self._ho_in_flight + self._ho_successes < self._ho_max
+        return admission_wait(
+            self._state,
+            now,
+            self._opened_at,
+            self._half_open_at,
+            self._reset,
+            self._max_half_open,
+            permits_left,
+        )
 
     def _admit(self) -> int:
         """Take a permit, returning the current epoch, or raise CircuitOpenError."""

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from inspect import isawaitable
 from typing import Any, Literal
 
@@ -14,6 +13,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from spectra_core import CircuitOpenError, CircuitState
+from spectra_core.backend import BreakerBase, admission_wait, timed_transition
 from spectra_core.breaker import BreakerListener, BreakerMetrics, DefaultCircuitBreaker
 from spectra_core.clock import Clock
 
@@ -27,7 +27,7 @@ _STATES = (CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN)
 _US = 1_000_000
 
 
-class RedisCircuitBreaker(RedisUser):
+class RedisCircuitBreaker(RedisUser, BreakerBase):
     """A circuit breaker whose state lives in Redis, shared by every process that uses
     the same ``name`` and ``key_prefix``: failures are counted across processes, the open
     state is seen by all, and half-open permits are exact across processes.
@@ -159,11 +159,7 @@ class RedisCircuitBreaker(RedisUser):
         self._last_state = current
         if previous is current:
             return
-        for listener in tuple(self._listeners):
-            try:
-                listener(previous, current, self)
-            except Exception:
-                log.exception("circuit breaker listener failed; the breaker carries on")
+        self._notify(previous, current)
 
     _last_state = CircuitState.CLOSED
 
@@ -171,13 +167,9 @@ class RedisCircuitBreaker(RedisUser):
         """Apply the transitions that time alone causes, to this process's view."""
         m = self._mirror
         now = self._now_us()
-        while True:
-            if m["st"] == 1 and now >= m["oa"] + self._reset_us:
-                self._local_transition(2, now)
-            elif m["st"] == 2 and self._mho_us >= 0 and now >= m["ha"] + self._mho_us:
-                self._local_transition(1, m["ha"] + self._mho_us)
-            else:
-                return
+        mho = None if self._mho_us < 0 else self._mho_us
+        while due := timed_transition(_STATES[m["st"]], now, m["oa"], m["ha"], self._reset_us, mho):
+            self._local_transition(_STATES.index(due[0]), due[1])
 
     def _local_transition(self, new: int, at: int) -> None:
         m = self._mirror
@@ -191,12 +183,15 @@ class RedisCircuitBreaker(RedisUser):
 
     def _wait_us(self) -> int:
         m = self._mirror
-        now = self._now_us()
-        if m["st"] == 1:
-            return max(0, m["oa"] + self._reset_us - now)
-        if m["st"] == 2 and m["hi"] + m["hs"] >= self._permits:
-            return max(0, m["ha"] + self._mho_us - now) if self._mho_us >= 0 else self._reset_us
-        return 0
+        return admission_wait(
+            _STATES[m["st"]],
+            self._now_us(),
+            m["oa"],
+            m["ha"],
+            self._reset_us,
+            None if self._mho_us < 0 else self._mho_us,
+            m["hi"] + m["hs"] < self._permits,
+        )
 
     # --- public API -------------------------------------------------------------------
 
@@ -287,24 +282,6 @@ class RedisCircuitBreaker(RedisUser):
                 url=self.url_shown,
                 error=f"{type(exc).__name__}: {exc}",
             )
-
-    def protect(self, fn: Callable[..., Any], /) -> Callable[..., Coroutine[Any, Any, Any]]:
-        """Wrap ``fn`` so that every call goes through :meth:`call` (an async function)."""
-        call = self.call
-
-        @functools.wraps(fn)
-        async def protected(*args: Any, **kwargs: Any) -> Any:
-            return await call(fn, *args, **kwargs)
-
-        return protected
-
-    __call__ = protect
-
-    def add_listener(self, listener: BreakerListener, /) -> None:
-        self._listeners.append(listener)
-
-    def remove_listener(self, listener: BreakerListener, /) -> None:
-        self._listeners.remove(listener)
 
     def metrics(self) -> BreakerMetrics:
         state = self.state
