@@ -84,6 +84,7 @@ class BreakerConfig:
 
     def kwargs(self) -> dict[str, Any]:
         """The keyword arguments of :class:`~spectra_core.DefaultCircuitBreaker`."""
+
         def ms(seconds: float | None) -> float | None:
             return None if seconds is None else seconds * 1000
 
