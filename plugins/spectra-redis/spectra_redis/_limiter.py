@@ -6,7 +6,7 @@ import asyncio
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from itertools import count
 from typing import Any, Literal
 
@@ -96,6 +96,10 @@ class _Request:
 _Reply = tuple[int, bytes] | RedisError
 
 
+def _admitted(reply: _Reply) -> bool:
+    return not isinstance(reply, RedisError) and reply[1][:1] == b"1"
+
+
 class RedisLimiterGroup:
     """Redis limiters on one server: decides several keys in one atomic script call.
 
@@ -120,7 +124,7 @@ class RedisLimiterGroup:
         self._decide = client.register_script(DECIDE)
         self._release = client.register_script(RELEASE)
         self._pending: list[_Request] = []
-        self._senders: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def __eq__(self, other: object) -> bool:
         return (
@@ -156,7 +160,14 @@ class RedisLimiterGroup:
             self._pending.append(request)
             if len(self._pending) == 1:
                 loop.call_soon(self._flush)
-            reply = await request.future
+            try:
+                reply = await request.future
+            except asyncio.CancelledError:
+                # decided, but the caller was cancelled before it could see the decision
+                done = request.future.done() and not request.future.cancelled()
+                if done and _admitted(request.future.result()):
+                    self._spawn(self.release(keys, member))
+                raise
         else:
             try:
                 out = await self._decide(keys=keys, args=[self._now(), arg])
@@ -185,14 +196,23 @@ class RedisLimiterGroup:
             return _RedisReservation(result, self, keys, member)
         return _RedisReservation(result, None, [], "")
 
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def _flush(self) -> None:
         """Send the requests made since the last flush, ``MAX_BATCH`` per script call."""
         pending, self._pending = self._pending, []
         pending = [r for r in pending if not r.future.done()]  # cancelled while waiting
         for i in range(0, len(pending), MAX_BATCH):
-            task = asyncio.get_running_loop().create_task(self._send(pending[i : i + MAX_BATCH]))
-            self._senders.add(task)
-            task.add_done_callback(self._senders.discard)
+            self._spawn(self._send(pending[i : i + MAX_BATCH]))
+
+    async def settle(self) -> None:
+        """Wait for the calls in flight (batches, releases of cancelled decisions)."""
+        loop = asyncio.get_running_loop()
+        while tasks := [t for t in self._tasks if t.get_loop() is loop]:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _send(self, batch: list[_Request]) -> None:
         keys: list[str] = []
@@ -207,20 +227,21 @@ class RedisLimiterGroup:
                 if not request.future.done():
                     request.future.set_result(exc)
             return
-        except BaseException as exc:
+        except Exception as exc:  # not Redis': each caller raises it
             for request in batch:
                 if not request.future.done():
                     request.future.set_exception(exc)
+            return
+        except BaseException:  # cancelled (the loop is closing)
+            for request in batch:
+                request.future.cancel()
             raise
         now = int(out[0])
-        abandoned: list[_Request] = []
         for request, reply in zip(batch, out[1:], strict=True):
             if not request.future.done():
                 request.future.set_result((now, reply))
-            elif reply[:1] == b"1":  # admitted, but its caller was cancelled: give it back
-                abandoned.append(request)
-        for request in abandoned:
-            await self.release(request.keys, request.member)
+            elif _admitted((now, reply)):  # its caller was cancelled: give it back
+                self._spawn(self.release(request.keys, request.member))
 
     async def release(self, keys: list[str], member: str) -> None:
         try:
@@ -304,11 +325,10 @@ class RedisRateLimiter(RedisUser):
         return self.requests_per_window + self.burst_allowance
 
     def keys(self, key: str) -> list[str]:
-        """The Redis keys of one limited key: its admissions log and its cost counter."""
+        """The Redis keys of one limited key: its admissions log (which holds their sum)."""
         if not isinstance(key, str) or not key:
             raise InvalidArgumentError(f"rate limit key must be a non-empty string, got {key!r}")
-        base = f"{self._scope}:{{{key}}}"
-        return [base, f"{base}:n"]
+        return [f"{self._scope}:{{{key}}}"]
 
     def _group_of(self, client: aioredis.Redis) -> RedisLimiterGroup:
         group = self._group
@@ -348,7 +368,9 @@ class RedisRateLimiter(RedisUser):
         return RateLimitResult(False, 0, now + self.retry_interval, self.retry_interval)
 
     async def aclose(self) -> None:
-        """Give the shared pool back."""
+        """Wait for the calls in flight, then give the shared pool back."""
+        if self._group is not None:
+            await self._group.settle()
         await self.release()
 
 
