@@ -158,8 +158,8 @@ class RedisLimiterGroup:
             loop = asyncio.get_running_loop()
             request = _Request(keys, arg, member, loop.create_future())
             self._pending.append(request)
-            if len(self._pending) == 1:
-                loop.call_soon(self._flush)
+            if len(self._pending) == 1:  # the first of this step: runs after the others
+                self._spawn(self._flush())
             try:
                 reply = await request.future
             except asyncio.CancelledError:
@@ -201,12 +201,14 @@ class RedisLimiterGroup:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _flush(self) -> None:
+    async def _flush(self) -> None:
         """Send the requests made since the last flush, ``MAX_BATCH`` per script call."""
         pending, self._pending = self._pending, []
         pending = [r for r in pending if not r.future.done()]  # cancelled while waiting
-        for i in range(0, len(pending), MAX_BATCH):
+        for i in range(MAX_BATCH, len(pending), MAX_BATCH):
             self._spawn(self._send(pending[i : i + MAX_BATCH]))
+        if pending:
+            await self._send(pending[:MAX_BATCH])
 
     async def settle(self) -> None:
         """Wait for the calls in flight (batches, releases of cancelled decisions)."""
