@@ -263,10 +263,11 @@ class RedisRateLimiter(RedisUser):
     process using the same server, ``key_prefix`` and limits: a request of ``cost`` for
     ``key`` is admitted when the cost admitted in the last ``window_ms`` plus ``cost`` is
     at most ``requests_per_window + burst_allowance``; rejected requests consume
-    nothing; ``retry_after`` is the true wait. Each decision is one Lua script call and
-    takes its time from Redis ``TIME`` (never from the clients' clocks); ``clock`` is
-    for tests. When Redis cannot be asked, ``failure_mode`` decides: ``"open"`` admits
-    (logged once per outage), ``"closed"`` rejects with ``retry_after=retry_interval``.
+    nothing; ``retry_after`` is the true wait. Decisions are made by a Lua script, with
+    the time from Redis ``TIME`` (never from the clients' clocks; ``clock`` is for
+    tests); concurrent ones share a script call (see :class:`RedisLimiterGroup`). When
+    Redis cannot be asked, ``failure_mode`` decides: ``"open"`` admits (logged once per
+    outage), ``"closed"`` rejects with ``retry_after=retry_interval``.
     """
 
     def __init__(
