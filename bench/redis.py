@@ -2,7 +2,9 @@
 
 - limiter: decisions per second of 50 concurrent tasks (each on its own key, never
   limited) for spectra's RedisRateLimiter, `limits`' RedisStorage moving window (redis-py
-  implementation) and a bare redis-py EVALSHA of ``return 1`` (the round-trip ceiling);
+  implementation) and a bare redis-py EVALSHA of ``return 1`` (the ceiling of one round
+  trip per decision; spectra batches the decisions made in one loop step into one script
+  call, so it can pass it), and both limiters from a single task (nothing to batch);
 - composite: a CompositeRateLimiter of 3 Redis limiters (one script call) against
   `limits` deciding 1 key;
 - store: appending N messages one save at a time and loading them back, for spectra's
@@ -53,6 +55,7 @@ async def bench_limiters(url: str, prefix: str, per_task: int, out: list[str]) -
 
     ours = RedisRateLimiter(url, 10**9, 60_000, key_prefix=f"{prefix}:rl")
     rates: dict[str, float] = {}
+    lone: dict[str, float] = {}
     rates["spectra RedisRateLimiter"] = await _rate(
         TASKS, per_task, lambda t: ours.check_limit(f"k{t}")
     )
@@ -93,6 +96,9 @@ async def bench_limiters(url: str, prefix: str, per_task: int, out: list[str]) -
         rates["limits RedisStorage moving window (1 key)"] = await _rate(
             TASKS, per_task, lambda t: peer.hit(item, f"k{t}")
         )
+        # one task: every decision alone (nothing to batch), one round trip each
+        lone["limits"] = await _rate(1, per_task * 5, lambda t: peer.hit(item, "lone"))
+    lone["spectra"] = await _rate(1, per_task * 5, lambda t: ours.check_limit("lone"))
     await ours.aclose()
     for limiter, _ in chain.limiters:
         await limiter.aclose()  # type: ignore[attr-defined]
@@ -110,6 +116,11 @@ async def bench_limiters(url: str, prefix: str, per_task: int, out: list[str]) -
         out.append(
             f"- spectra composite of 3 keys / limits on 1 key: {composite / peer_rate:.2f}x "
             "(target >= 1x)"
+        )
+    if "limits" in lone:
+        out.append(
+            f"- one task (no concurrency): spectra {lone['spectra']:,.0f}/s, limits "
+            f"{lone['limits']:,.0f}/s: {lone['spectra'] / lone['limits']:.2f}x"
         )
 
 
@@ -151,7 +162,7 @@ async def bench_store(url: str, prefix: str, sizes: Sequence[int], out: list[str
             times = []
             for i in range(n):
                 item: Any = {"role": "user" if i % 2 == 0 else "assistant", "content": _text(i)}
-                times.append(await _time(lambda: session.add_items([item])))  # noqa: B023
+                times.append(await _time(session.add_items([item])))
             load = min([await _time(session.get_items()) for _ in range(3)])
             rows.append(("Agents SDK RedisSession", n, statistics.fmean(times), _last(times), load))
         await client.aclose()

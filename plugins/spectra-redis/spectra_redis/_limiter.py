@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from itertools import count
 from typing import Any, Literal
 
@@ -75,15 +76,55 @@ class _RedisReservation(ReservationBase):
             await group.release(self._keys, self._member)
 
 
-class RedisLimiterGroup:
-    """Redis limiters on one server: decides several keys in one atomic script call."""
+#: Most requests decided by one script call (a script blocks Redis while it runs).
+MAX_BATCH = 128
 
-    def __init__(self, client: aioredis.Redis, clock: Clock | None, owner: RedisRateLimiter):
+
+class _Request:
+    __slots__ = ("arg", "future", "keys", "member")
+
+    def __init__(
+        self, keys: list[str], arg: str, member: str, future: asyncio.Future[_Reply]
+    ) -> None:
+        self.keys = keys
+        self.arg = arg
+        self.member = member
+        self.future = future
+
+
+#: What a decision comes back as: Redis' time and the request's reply, or the error.
+_Reply = tuple[int, bytes] | RedisError
+
+
+def _admitted(reply: _Reply) -> bool:
+    return not isinstance(reply, RedisError) and reply[1][:1] == b"1"
+
+
+class RedisLimiterGroup:
+    """Redis limiters on one server: decides several keys in one atomic script call.
+
+    Requests made in the same event-loop step are decided together, one after the other,
+    by one script call (one round trip for many concurrent decisions; each is atomic on
+    its own keys, exactly as if it were sent alone). ``batch=False`` (a cluster, whose
+    keys live on different nodes) sends each request alone.
+    """
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        clock: Clock | None,
+        owner: RedisRateLimiter,
+        *,
+        batch: bool = True,
+    ):
         self.client = client
         self.clock = clock
         self._owner = owner
+        self.batches = batch
         self._decide = client.register_script(DECIDE)
         self._release = client.register_script(RELEASE)
+        self._pending: list[_Request] = []
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def __eq__(self, other: object) -> bool:
         return (
@@ -105,36 +146,104 @@ class RedisLimiterGroup:
         if type(cost) is not int or cost < 1:
             check_cost(cost)
         keys: list[str] = []
-        args: list[Any] = [self._now(), cost, _token()]
+        token = _token()
+        member = f"{token}:{cost}"
+        arg = f"{len(parts)} {cost} {token}"
         for limiter, key in parts:
             assert isinstance(limiter, RedisRateLimiter)
             keys += limiter.keys(key)
-            args += (limiter._window_us, limiter.limit)
-        try:
-            out = await self._decide(keys=keys, args=args)
-        except RedisError as exc:
-            result = self._owner.on_redis_error(exc, "deciding")
+            arg += limiter._spec
+        reply: _Reply
+        if self.batches:
+            loop = asyncio.get_running_loop()
+            request = _Request(keys, arg, member, loop.create_future())
+            self._pending.append(request)
+            if len(self._pending) == 1:  # the first of this step: runs after the others
+                self._spawn(self._flush())
+            try:
+                reply = await request.future
+            except asyncio.CancelledError:
+                # decided, but the caller was cancelled before it could see the decision
+                done = request.future.done() and not request.future.cancelled()
+                if done and _admitted(request.future.result()):
+                    self._spawn(self.release(keys, member))
+                raise
+        else:
+            try:
+                out = await self._decide(keys=keys, args=[self._now(), arg])
+                reply = (int(out[0]), out[1])
+            except RedisError as exc:
+                reply = exc
+        if isinstance(reply, RedisError):
+            result = self._owner.on_redis_error(reply, "deciding")
             return _RedisReservation(result, None, [], "")
         if self._owner._down:
             self._owner._down = False
             log.warning("redis rate limiter reachable again", url=self._owner.url_shown)
-        now, admitted = int(out[0]), bool(out[1])
+        now, values = reply[0], [int(v) for v in reply[1].split()]
         wall = now / _US if self.clock is None else self.clock.time()
-        results = []
-        for i in range(len(parts)):
-            remaining, reset, retry = (int(v) for v in out[2 + 3 * i : 5 + 3 * i])
-            results.append(
-                RateLimitResult(
-                    retry == 0,
-                    remaining,
-                    wall + reset / _US,
-                    math.inf if retry < 0 else retry / _US,
-                )
+        results = [
+            RateLimitResult(
+                values[i + 2] == 0,
+                values[i],
+                wall + values[i + 1] / _US,
+                math.inf if values[i + 2] < 0 else values[i + 2] / _US,
             )
+            for i in range(1, len(values), 3)
+        ]
         result = results[0] if len(results) == 1 else combine_results(results)
-        if admitted:
-            return _RedisReservation(result, self, keys, f"{args[2]}:{cost}")
+        if values[0] == 1:
+            return _RedisReservation(result, self, keys, member)
         return _RedisReservation(result, None, [], "")
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _flush(self) -> None:
+        """Send the requests made since the last flush, ``MAX_BATCH`` per script call."""
+        pending, self._pending = self._pending, []
+        pending = [r for r in pending if not r.future.done()]  # cancelled while waiting
+        for i in range(MAX_BATCH, len(pending), MAX_BATCH):
+            self._spawn(self._send(pending[i : i + MAX_BATCH]))
+        if pending:
+            await self._send(pending[:MAX_BATCH])
+
+    async def settle(self) -> None:
+        """Wait for the calls in flight (batches, releases of cancelled decisions)."""
+        loop = asyncio.get_running_loop()
+        while tasks := [t for t in self._tasks if t.get_loop() is loop]:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _send(self, batch: list[_Request]) -> None:
+        keys: list[str] = []
+        args: list[Any] = [self._now()]
+        for request in batch:
+            keys += request.keys
+            args.append(request.arg)
+        try:
+            out = await self._decide(keys=keys, args=args)
+        except RedisError as exc:
+            for request in batch:
+                if not request.future.done():
+                    request.future.set_result(exc)
+            return
+        except Exception as exc:  # not Redis': each caller raises it
+            for request in batch:
+                if not request.future.done():
+                    request.future.set_exception(exc)
+            return
+        except BaseException:  # cancelled (the loop is closing)
+            for request in batch:
+                request.future.cancel()
+            raise
+        now = int(out[0])
+        for request, reply in zip(batch, out[1:], strict=True):
+            if not request.future.done():
+                request.future.set_result((now, reply))
+            elif _admitted((now, reply)):  # its caller was cancelled: give it back
+                self._spawn(self.release(request.keys, request.member))
 
     async def release(self, keys: list[str], member: str) -> None:
         try:
@@ -154,10 +263,11 @@ class RedisRateLimiter(RedisUser):
     process using the same server, ``key_prefix`` and limits: a request of ``cost`` for
     ``key`` is admitted when the cost admitted in the last ``window_ms`` plus ``cost`` is
     at most ``requests_per_window + burst_allowance``; rejected requests consume
-    nothing; ``retry_after`` is the true wait. Each decision is one Lua script call and
-    takes its time from Redis ``TIME`` (never from the clients' clocks); ``clock`` is
-    for tests. When Redis cannot be asked, ``failure_mode`` decides: ``"open"`` admits
-    (logged once per outage), ``"closed"`` rejects with ``retry_after=retry_interval``.
+    nothing; ``retry_after`` is the true wait. Decisions are made by a Lua script, with
+    the time from Redis ``TIME`` (never from the clients' clocks; ``clock`` is for
+    tests); concurrent ones share a script call (see :class:`RedisLimiterGroup`). When
+    Redis cannot be asked, ``failure_mode`` decides: ``"open"`` admits (logged once per
+    outage), ``"closed"`` rejects with ``retry_after=retry_interval``.
     """
 
     def __init__(
@@ -203,6 +313,7 @@ class RedisRateLimiter(RedisUser):
         self._group: RedisLimiterGroup | None = None
         self._down = False
         self._scope = f"{key_prefix}:{self.limit}/{window_ms:g}"
+        self._spec = f" {self._window_us} {self.limit}"
 
     def __repr__(self) -> str:
         return (
@@ -217,22 +328,24 @@ class RedisRateLimiter(RedisUser):
         return self.requests_per_window + self.burst_allowance
 
     def keys(self, key: str) -> list[str]:
-        """The Redis keys of one limited key: its admissions log and its cost counter."""
+        """The Redis keys of one limited key: its admissions log (which holds their sum)."""
         if not isinstance(key, str) or not key:
             raise InvalidArgumentError(f"rate limit key must be a non-empty string, got {key!r}")
-        base = f"{self._scope}:{{{key}}}"
-        return [base, f"{base}:n"]
+        return [f"{self._scope}:{{{key}}}"]
+
+    def _group_of(self, client: aioredis.Redis) -> RedisLimiterGroup:
+        group = self._group
+        if group is None or group.client is not client:
+            # a cluster's keys may live on different nodes: no batches there
+            batch = not isinstance(client, RedisCluster)
+            group = self._group = RedisLimiterGroup(client, self._clock, self, batch=batch)
+        return group
 
     def atomic_group(self) -> RedisLimiterGroup | None:
         """The group deciding keys of several limiters in one script (None on a cluster,
         whose keys may live on different nodes)."""
-        client = self.client()
-        if isinstance(client, RedisCluster):
-            return None
-        group = self._group
-        if group is None or group.client is not client:
-            group = self._group = RedisLimiterGroup(client, self._clock, self)
-        return group
+        group = self._group_of(self.client())
+        return group if group.batches else None
 
     async def check_limit(self, key: str, cost: int = 1) -> RateLimitResult:
         """Admit and consume ``cost`` for ``key`` if the window allows it."""
@@ -240,10 +353,7 @@ class RedisRateLimiter(RedisUser):
 
     async def reserve(self, key: str, cost: int = 1) -> _RedisReservation:
         """Decide as :meth:`check_limit` does, holding the cost until committed or released."""
-        group = self._group
-        if group is None or group.client is not self.client():
-            group = self.atomic_group() or RedisLimiterGroup(self.client(), self._clock, self)
-        return await group.reserve_all(((self, key),), cost)
+        return await self._group_of(self.client()).reserve_all(((self, key),), cost)
 
     def on_redis_error(self, exc: RedisError, action: str) -> RateLimitResult:
         """The decision when Redis failed: admit (fail open) or reject (fail closed)."""
@@ -261,7 +371,9 @@ class RedisRateLimiter(RedisUser):
         return RateLimitResult(False, 0, now + self.retry_interval, self.retry_interval)
 
     async def aclose(self) -> None:
-        """Give the shared pool back."""
+        """Wait for the calls in flight, then give the shared pool back."""
+        if self._group is not None:
+            await self._group.settle()
         await self.release()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -110,5 +111,103 @@ async def test_time_comes_from_redis(redis_url: str, prefix: str) -> None:
         assert abs(first.reset_at - (sec + usec / 1e6 + 60)) < 5
         second = await limiter.check_limit("k")
         assert not second.allowed and 55 < second.retry_after <= 60
+    finally:
+        await limiter.aclose()
+
+
+async def test_concurrent_decisions_share_one_script_call_per_batch(
+    redis_url: str, prefix: str
+) -> None:
+    from spectra_redis._limiter import MAX_BATCH
+
+    limiter = RedisRateLimiter(redis_url, 30, 60_000, key_prefix=prefix)
+    try:
+        group = limiter.atomic_group()
+        assert group is not None
+        calls: list[int] = []
+        real = group._decide
+
+        async def counted(keys: list[str], args: list[Any]) -> Any:
+            calls.append(len(args) - 1)  # requests in this call
+            return await real(keys=keys, args=args)
+
+        group._decide = counted  # type: ignore[assignment]
+        results = await asyncio.gather(*(limiter.check_limit("k") for _ in range(50)))
+        assert calls == [50]
+        # decided in the order they were made, exactly
+        assert [r.allowed for r in results] == [True] * 30 + [False] * 20
+        assert [r.remaining for r in results[:30]] == list(range(29, -1, -1))
+        calls.clear()
+        many = await asyncio.gather(
+            *(limiter.check_limit(f"n{i}") for i in range(MAX_BATCH * 2 + 1))
+        )
+        assert calls == [MAX_BATCH, MAX_BATCH, 1]
+        assert all(r.allowed for r in many)
+    finally:
+        await limiter.aclose()
+
+
+async def test_a_decision_cancelled_before_it_is_sent_holds_nothing(
+    redis_url: str, prefix: str
+) -> None:
+    limiter = RedisRateLimiter(redis_url, 1, 60_000, key_prefix=prefix)
+    try:
+        task = asyncio.create_task(limiter.check_limit("k"))
+        await asyncio.sleep(0)  # queued, not sent
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert (await limiter.check_limit("k")).allowed
+    finally:
+        await limiter.aclose()
+
+
+@pytest.mark.parametrize("steps", [2, 3, 4, 6, 10])
+async def test_a_decision_cancelled_in_flight_holds_nothing(
+    redis_url: str, prefix: str, steps: int
+) -> None:
+    # cancelled while its batch is in Redis, or after the reply came back but before its
+    # caller ran: an admission nobody will use is given back either way
+    limiter = RedisRateLimiter(redis_url, 1, 60_000, key_prefix=prefix)
+    try:
+        task = asyncio.create_task(limiter.reserve("k"))
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        task.cancel()
+        try:
+            held = await task
+        except asyncio.CancelledError:
+            group = limiter.atomic_group()
+            assert group is not None
+            await group.settle()
+        else:  # it finished before the cancel: the caller has the reservation
+            await held.release()
+        assert (await limiter.check_limit("k")).allowed
+    finally:
+        await limiter.aclose()
+
+
+async def test_a_decision_whose_caller_is_cancelled_after_the_reply_holds_nothing(
+    redis_url: str, prefix: str
+) -> None:
+    limiter = RedisRateLimiter(redis_url, 1, 60_000, key_prefix=prefix)
+    try:
+        group = limiter.atomic_group()
+        assert group is not None
+        real = group._decide
+
+        async def then_cancel(keys: list[str], args: list[Any]) -> Any:
+            out = await real(keys=keys, args=args)
+            # runs after the reply is handed over, before the caller resumes
+            asyncio.get_running_loop().call_soon(task.cancel)
+            return out
+
+        group._decide = then_cancel  # type: ignore[assignment]
+        task = asyncio.create_task(limiter.reserve("k"))
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        group._decide = real
+        await group.settle()
+        assert (await limiter.check_limit("k")).allowed
     finally:
         await limiter.aclose()
