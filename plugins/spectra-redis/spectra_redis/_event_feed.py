@@ -213,6 +213,8 @@ class Hub:
             self.feeds.clear()
             self._by_key.clear()
         finally:
+            if self._task is asyncio.current_task():  # a waiter from now on starts anew
+                self._task = None
             self._conn_id = None
             await _give_back(conn, clean)
 

@@ -115,3 +115,10 @@ class RedisEventLogOptions(EventLogOptions):
     socket_timeout: Duration = attrs.field(default=Duration(5.0), converter=parse_duration)
     block_timeout: Duration = attrs.field(default=Duration(1.0), converter=parse_duration)
     abandon_after: Duration = attrs.field(default=Duration(86_400.0), converter=parse_duration)
+
+    def __attrs_post_init__(self) -> None:
+        if not 0 < self.block_timeout < self.socket_timeout:
+            raise ValueError(
+                f"block_timeout must be above 0 and below socket_timeout "
+                f"({self.socket_timeout}s), got {self.block_timeout}s"
+            )
