@@ -181,9 +181,17 @@ class Hub:
         if self._conn_id is None or (self._unblocking and not self._unblocking.done()):
             return
 
+        reading = self._reading
+
         async def unblock(conn_id: int) -> None:
-            with suppress(RedisError):  # not allowed (ACL) or down: the block times out
-                await self._client().client_unblock(conn_id)
+            # 0 means that read is not blocked (yet): it may still be on its way to Redis
+            for pause in (0.0, 0.005, 0.02, 0.1):
+                await asyncio.sleep(pause)
+                if self._reading is not reading:
+                    return  # that read ended: the next one names every watched run
+                with suppress(RedisError):  # not allowed (ACL) or down: the block times out
+                    if await self._client().client_unblock(conn_id):
+                        return
 
         self._unblocking = self.loop.create_task(unblock(self._conn_id))
 
