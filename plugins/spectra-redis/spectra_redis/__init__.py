@@ -2,10 +2,12 @@
 
 from ._breaker import RedisCircuitBreaker
 from ._connection import redact
+from ._event_log import RedisEventLog
 from ._health import HealthResult, RedisHealthCheck
 from ._limiter import RedisLimiterGroup, RedisRateLimiter
 from ._options import (
     RedisBreakerOptions,
+    RedisEventLogOptions,
     RedisHealthOptions,
     RedisLimiterOptions,
     RedisStoreOptions,
@@ -16,6 +18,8 @@ __all__ = [
     "HealthResult",
     "RedisBreakerOptions",
     "RedisCircuitBreaker",
+    "RedisEventLog",
+    "RedisEventLogOptions",
     "RedisHealthCheck",
     "RedisHealthOptions",
     "RedisLimiterGroup",

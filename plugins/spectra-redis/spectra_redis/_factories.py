@@ -8,10 +8,12 @@ from spectra_core.plugins import load_plugins
 from spectra_core.store import SessionStore
 
 from ._breaker import RedisCircuitBreaker
+from ._event_log import RedisEventLog
 from ._health import RedisHealthCheck
 from ._limiter import RedisRateLimiter
 from ._options import (
     RedisBreakerOptions,
+    RedisEventLogOptions,
     RedisHealthOptions,
     RedisLimiterOptions,
     RedisStoreOptions,
@@ -21,6 +23,7 @@ from ._store import RedisSessionStore
 __all__ = [
     "breaker_from_options",
     "cold_store_from_table",
+    "event_log_from_options",
     "health_from_options",
     "limiter_from_options",
     "store_from_options",
@@ -93,6 +96,19 @@ def breaker_from_options(options: RedisBreakerOptions) -> RedisCircuitBreaker:
 def health_from_options(options: RedisHealthOptions) -> RedisHealthCheck:
     """A RedisHealthCheck from its options."""
     return RedisHealthCheck(options.url, timeout=options.timeout)
+
+
+def event_log_from_options(options: RedisEventLogOptions) -> RedisEventLog:
+    """A RedisEventLog from its options."""
+    return RedisEventLog(
+        options.url,
+        max_events=options.max_events,
+        retention=options.retention,
+        key_prefix=options.key_prefix,
+        socket_timeout=options.socket_timeout,
+        block_timeout=options.block_timeout,
+        abandon_after=options.abandon_after,
+    )
 
 
 def _ms(seconds: float | None) -> float | None:

@@ -8,10 +8,17 @@ import attrs
 
 from spectra_core.breaker import CircuitBreakerOptions
 from spectra_core.durations import Duration, parse_duration
+from spectra_core.event_log import EventLogOptions
 
 from ._connection import DEFAULT_URL
 
-__all__ = ["RedisStoreOptions"]
+__all__ = [
+    "RedisBreakerOptions",
+    "RedisEventLogOptions",
+    "RedisHealthOptions",
+    "RedisLimiterOptions",
+    "RedisStoreOptions",
+]
 
 
 @attrs.frozen(kw_only=True)
@@ -89,3 +96,29 @@ class RedisHealthOptions:
 
     url: str = DEFAULT_URL
     timeout: Duration = attrs.field(default=Duration(1.0), converter=parse_duration)
+
+
+@attrs.frozen(kw_only=True)
+class RedisEventLogOptions(EventLogOptions):
+    """Options of ``[event_log] backend = "redis"``: ``max_events`` and ``retention`` as
+    for every event log, plus
+
+    - ``url``, ``socket_timeout``, ``key_prefix``: as for the store.
+    - ``block_timeout``: how long the process's one live-reading ``XREAD BLOCK`` waits
+      before it is sent again (below ``socket_timeout``).
+    - ``abandon_after``: a run with no new event for this long (its writer died before
+      ``run_end``) is deleted by Redis; ``0``: never.
+    """
+
+    url: str = DEFAULT_URL
+    key_prefix: str = "spectra"
+    socket_timeout: Duration = attrs.field(default=Duration(5.0), converter=parse_duration)
+    block_timeout: Duration = attrs.field(default=Duration(1.0), converter=parse_duration)
+    abandon_after: Duration = attrs.field(default=Duration(86_400.0), converter=parse_duration)
+
+    def __attrs_post_init__(self) -> None:
+        if not 0 < self.block_timeout < self.socket_timeout:
+            raise ValueError(
+                f"block_timeout must be above 0 and below socket_timeout "
+                f"({self.socket_timeout}s), got {self.block_timeout}s"
+            )

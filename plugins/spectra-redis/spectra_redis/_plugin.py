@@ -6,12 +6,14 @@ from spectra_core import Register, hookimpl
 
 from ._factories import (
     breaker_from_options,
+    event_log_from_options,
     health_from_options,
     limiter_from_options,
     store_from_options,
 )
 from ._options import (
     RedisBreakerOptions,
+    RedisEventLogOptions,
     RedisHealthOptions,
     RedisLimiterOptions,
     RedisStoreOptions,
@@ -55,4 +57,14 @@ def spectra_register_health_checks(register: Register) -> None:
         health_from_options,
         RedisHealthOptions,
         description="PING Redis with a timeout and report the latency.",
+    )
+
+
+@hookimpl
+def spectra_register_event_logs(register: Register) -> None:
+    register(
+        "redis",
+        event_log_from_options,
+        RedisEventLogOptions,
+        description="Run events in Redis Streams: any replica can serve or resume a run's stream.",
     )

@@ -6,6 +6,10 @@ how many were admitted.
 retrying on ConflictError; prints the number of conflicts.
 ``breaker URL NAME N``: N concurrent calls through a half-open breaker; prints how many
 ran.
+``evlog-write URL PREFIX RUN K N``: appends events 1..K of RUN, prints ``ready``, waits
+for a line on stdin, appends K+1..N (N is ``run_end``), prints ``done``.
+``evlog-read URL PREFIX RUN AFTER``: subscribes to RUN after the id AFTER (``-``: from
+the start) and prints each event's id as it comes, until the run ends.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ import asyncio
 import sys
 
 from spectra_core import ConflictError, SessionManager
-from spectra_redis import RedisRateLimiter, RedisSessionStore
+from spectra_core.testing.event_log_conformance import make_event
+from spectra_redis import RedisEventLog, RedisRateLimiter, RedisSessionStore
 
 
 async def limit(url: str, prefix: str, n: int) -> None:
@@ -45,6 +50,25 @@ async def race(url: str, prefix: str, session_id: str, tag: str, n: int, cold: s
         print(conflicts, flush=True)
 
 
+async def evlog_write(url: str, prefix: str, run: str, k: int, n: int) -> None:
+    log = RedisEventLog(url, key_prefix=prefix)
+    for seq in range(1, k + 1):
+        await log.append(make_event(run, seq))
+    print("ready", flush=True)
+    await asyncio.to_thread(sys.stdin.readline)
+    for seq in range(k + 1, n + 1):
+        await log.append(make_event(run, seq, "run_end" if seq == n else "x"))
+    print("done", flush=True)
+    await log.aclose()
+
+
+async def evlog_read(url: str, prefix: str, run: str, after: str) -> None:
+    log = RedisEventLog(url, key_prefix=prefix)
+    async for entry in await log.subscribe(run, None if after == "-" else after):
+        print(entry.id, flush=True)
+    await log.aclose()
+
+
 if __name__ == "__main__":
     mode, *args = sys.argv[1:]
     if mode == "limit":
@@ -52,5 +76,9 @@ if __name__ == "__main__":
     elif mode == "race":
         cold = args[5] if len(args) > 5 else ""
         asyncio.run(race(args[0], args[1], args[2], args[3], int(args[4]), cold))
+    elif mode == "evlog-write":
+        asyncio.run(evlog_write(args[0], args[1], args[2], int(args[3]), int(args[4])))
+    elif mode == "evlog-read":
+        asyncio.run(evlog_read(args[0], args[1], args[2], args[3]))
     else:
         raise SystemExit(f"unknown mode {mode!r}")

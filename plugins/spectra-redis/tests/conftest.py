@@ -7,12 +7,15 @@ When Redis is unreachable the tests that need it skip, saying why; with
 
 from __future__ import annotations
 
+import shutil
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 from _redis_env import REQUIRED, URL, WHY_NOT
+from _server import RedisServer
 
 
 @pytest.fixture
@@ -36,3 +39,18 @@ async def prefix(redis_url: str) -> AsyncIterator[str]:
             await client.delete(*keys)
     finally:
         await client.aclose()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of the test's own on a free loopback port (password ``s3cret``),
+    to kill and restart."""
+    if shutil.which("redis-server") is None:
+        why = "redis-server is not on PATH; the fault tests start their own"
+        if REQUIRED:
+            pytest.fail(f"SPECTRA_REQUIRE_REDIS=1 but {why}")
+        pytest.skip(why)
+    srv = RedisServer(tmp_path)
+    srv.start()
+    yield srv
+    srv.kill()

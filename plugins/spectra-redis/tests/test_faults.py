@@ -7,32 +7,16 @@ and the breaker fail in their configured direction.
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-from _redis_env import REQUIRED
 from _server import RedisServer
 
 from spectra_core import CircuitOpenError, MessageEntry, SessionManager, StoreError
 from spectra_core.testing import FakeClock
 from spectra_redis import RedisCircuitBreaker, RedisRateLimiter, RedisSessionStore
 from spectra_sqlite import SQLiteSessionStore
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    if shutil.which("redis-server") is None:
-        why = "redis-server is not on PATH; the fault tests start their own"
-        if REQUIRED:
-            pytest.fail(f"SPECTRA_REQUIRE_REDIS=1 but {why}")
-        pytest.skip(why)
-    srv = RedisServer(tmp_path)
-    srv.start()
-    yield srv
-    srv.kill()
 
 
 def _texts(session: object) -> list[str]:
