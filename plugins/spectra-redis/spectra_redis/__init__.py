@@ -8,8 +8,10 @@ from ._options import (
     RedisBreakerOptions,
     RedisHealthOptions,
     RedisLimiterOptions,
+    RedisQueueOptions,
     RedisStoreOptions,
 )
+from ._queue import RedisJobQueue
 from ._store import RedisSessionStore
 
 __all__ = [
@@ -18,8 +20,10 @@ __all__ = [
     "RedisCircuitBreaker",
     "RedisHealthCheck",
     "RedisHealthOptions",
+    "RedisJobQueue",
     "RedisLimiterGroup",
     "RedisLimiterOptions",
+    "RedisQueueOptions",
     "RedisRateLimiter",
     "RedisSessionStore",
     "RedisStoreOptions",

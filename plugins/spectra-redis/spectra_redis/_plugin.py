@@ -8,12 +8,14 @@ from ._factories import (
     breaker_from_options,
     health_from_options,
     limiter_from_options,
+    queue_from_options,
     store_from_options,
 )
 from ._options import (
     RedisBreakerOptions,
     RedisHealthOptions,
     RedisLimiterOptions,
+    RedisQueueOptions,
     RedisStoreOptions,
 )
 
@@ -55,4 +57,15 @@ def spectra_register_health_checks(register: Register) -> None:
         health_from_options,
         RedisHealthOptions,
         description="PING Redis with a timeout and report the latency.",
+    )
+
+
+@hookimpl
+def spectra_register_job_queues(register: Register) -> None:
+    register(
+        "redis",
+        queue_from_options,
+        RedisQueueOptions,
+        description="Jobs on Redis Streams shared by every worker process (leases, "
+        "retries, dead letters).",
     )

@@ -29,6 +29,7 @@ def test_every_kind_is_registered_as_redis() -> None:
         BackendKind.RATE_LIMITER,
         BackendKind.CIRCUIT_BREAKER,
         BackendKind.HEALTH_CHECK,
+        BackendKind.JOB_QUEUE,
     ):
         assert registry.get(kind, "redis").distribution == "spectra-redis"
 
