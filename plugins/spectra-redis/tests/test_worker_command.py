@@ -18,6 +18,16 @@ from spectra_redis import RedisJobQueue, RedisSessionStore
 DEADLINE = 60.0
 
 
+def _worker(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "spectra_core", "worker", "-c", str(cfg), "--concurrency", "3"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "SPECTRA_DISABLE_PLUGINS": ""},
+        )
+
+
 async def test_worker_runs_queued_turns_and_drains_on_sigterm(
     redis_url: str, prefix: str, tmp_path: Path
 ) -> None:
@@ -39,13 +49,7 @@ async def test_worker_runs_queued_turns_and_drains_on_sigterm(
         for s in sessions
     ]
     log = tmp_path / "worker.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "spectra_core", "worker", "-c", str(cfg), "--concurrency", "3"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "SPECTRA_DISABLE_PLUGINS": ""},
-        )
+    proc = _worker(cfg, log)
     try:
         end = time.monotonic() + DEADLINE
         while not all([(await queue.get(j)).status is JobStatus.COMPLETED for j in jobs]):
