@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..hookspecs import Register, hookimpl
 from .builtin import EchoOptions, EchoProvider, ScriptedOptions, ScriptedProvider
 
@@ -20,3 +22,10 @@ def spectra_register_model_providers(register: Register) -> None:
         ScriptedOptions,
         description="Plays back replies given in advance.",
     )
+
+
+@hookimpl
+def spectra_register_commands(subparsers: Any) -> None:
+    from ..workers._command import add_worker_parser
+
+    add_worker_parser(subparsers)

@@ -10,8 +10,10 @@ from ._options import (
     RedisEventLogOptions,
     RedisHealthOptions,
     RedisLimiterOptions,
+    RedisQueueOptions,
     RedisStoreOptions,
 )
+from ._queue import RedisJobQueue
 from ._store import RedisSessionStore
 
 __all__ = [
@@ -22,8 +24,10 @@ __all__ = [
     "RedisEventLogOptions",
     "RedisHealthCheck",
     "RedisHealthOptions",
+    "RedisJobQueue",
     "RedisLimiterGroup",
     "RedisLimiterOptions",
+    "RedisQueueOptions",
     "RedisRateLimiter",
     "RedisSessionStore",
     "RedisStoreOptions",

@@ -6,6 +6,7 @@ from spectra_core.config import build_store, parse_config
 from spectra_core.errors import ConfigError
 from spectra_core.plugins import load_plugins
 from spectra_core.store import SessionStore
+from spectra_core.workers import JobRetry
 
 from ._breaker import RedisCircuitBreaker
 from ._event_log import RedisEventLog
@@ -16,8 +17,10 @@ from ._options import (
     RedisEventLogOptions,
     RedisHealthOptions,
     RedisLimiterOptions,
+    RedisQueueOptions,
     RedisStoreOptions,
 )
+from ._queue import RedisJobQueue
 from ._store import RedisSessionStore
 
 __all__ = [
@@ -26,6 +29,7 @@ __all__ = [
     "event_log_from_options",
     "health_from_options",
     "limiter_from_options",
+    "queue_from_options",
     "store_from_options",
 ]
 
@@ -90,6 +94,24 @@ def breaker_from_options(options: RedisBreakerOptions) -> RedisCircuitBreaker:
         slow_call_duration_ms=_ms(options.slow_call_duration),
         slow_call_rate_threshold=options.slow_call_rate_threshold,
         max_half_open_ms=_ms(options.max_half_open),
+    )
+
+
+def queue_from_options(options: RedisQueueOptions) -> RedisJobQueue:
+    """A RedisJobQueue from its options (durations in seconds)."""
+    return RedisJobQueue(
+        options.url,
+        key_prefix=options.key_prefix,
+        lease_timeout=options.lease_timeout,
+        retry=JobRetry(
+            max_attempts=options.max_attempts,
+            wait_initial=options.wait_initial,
+            wait_max=options.wait_max,
+            wait_exp_base=options.wait_exp_base,
+        ),
+        keep_finished=options.keep_finished,
+        poll_interval=options.poll_interval,
+        socket_timeout=options.socket_timeout,
     )
 
 

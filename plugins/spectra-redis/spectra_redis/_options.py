@@ -17,6 +17,7 @@ __all__ = [
     "RedisEventLogOptions",
     "RedisHealthOptions",
     "RedisLimiterOptions",
+    "RedisQueueOptions",
     "RedisStoreOptions",
 ]
 
@@ -122,3 +123,40 @@ class RedisEventLogOptions(EventLogOptions):
                 f"block_timeout must be above 0 and below socket_timeout "
                 f"({self.socket_timeout}s), got {self.block_timeout}s"
             )
+
+
+def _positive(_: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value <= 0:
+        raise ValueError(f"{attribute.name} must be positive, got {value}")
+
+
+@attrs.frozen(kw_only=True)
+class RedisQueueOptions:
+    """Options of the ``redis`` job queue (``[queue] backend = "redis"``).
+
+    - ``url``, ``socket_timeout``: as for the store.
+    - ``key_prefix``: prefix of the queue's keys; workers and producers sharing a queue
+      use the same one (put a ``{hash tag}`` in it on Redis Cluster).
+    - ``lease_timeout``: how long a worker holds a job without renewing; a dead worker's
+      job is taken by another worker this long after its last renewal.
+    - ``max_attempts``, ``wait_initial``, ``wait_max``, ``wait_exp_base``: as for
+      ``memory``.
+    - ``keep_finished``: finished jobs remembered for ``job()`` and idempotency keys.
+    - ``poll_interval``: the longest an idle worker blocks before it looks for expired
+      leases (new jobs wake it at once).
+    """
+
+    url: str = DEFAULT_URL
+    key_prefix: str = "spectra:queue"
+    lease_timeout: Duration = attrs.field(
+        default=Duration(30.0), converter=parse_duration, validator=_positive
+    )
+    max_attempts: int = attrs.field(default=5, validator=_positive)
+    wait_initial: Duration = attrs.field(default=Duration(1.0), converter=parse_duration)
+    wait_max: Duration = attrs.field(default=Duration(60.0), converter=parse_duration)
+    wait_exp_base: float = 2.0
+    keep_finished: int = attrs.field(default=10_000, validator=_positive)
+    poll_interval: Duration = attrs.field(
+        default=Duration(1.0), converter=parse_duration, validator=_positive
+    )
+    socket_timeout: Duration = attrs.field(default=Duration(5.0), converter=parse_duration)

@@ -9,6 +9,7 @@ from ._factories import (
     event_log_from_options,
     health_from_options,
     limiter_from_options,
+    queue_from_options,
     store_from_options,
 )
 from ._options import (
@@ -16,6 +17,7 @@ from ._options import (
     RedisEventLogOptions,
     RedisHealthOptions,
     RedisLimiterOptions,
+    RedisQueueOptions,
     RedisStoreOptions,
 )
 
@@ -67,4 +69,15 @@ def spectra_register_event_logs(register: Register) -> None:
         event_log_from_options,
         RedisEventLogOptions,
         description="Run events in Redis Streams: any replica can serve or resume a run's stream.",
+    )
+
+
+@hookimpl
+def spectra_register_job_queues(register: Register) -> None:
+    register(
+        "redis",
+        queue_from_options,
+        RedisQueueOptions,
+        description="Jobs on Redis Streams shared by every worker process (leases, "
+        "retries, dead letters).",
     )

@@ -30,6 +30,7 @@ def test_every_kind_is_registered_as_redis() -> None:
         BackendKind.CIRCUIT_BREAKER,
         BackendKind.HEALTH_CHECK,
         BackendKind.EVENT_LOG,
+        BackendKind.JOB_QUEUE,
     ):
         assert registry.get(kind, "redis").distribution == "spectra-redis"
 
