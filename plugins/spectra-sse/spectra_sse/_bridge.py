@@ -62,6 +62,8 @@ class SseClient:
         self.direct: AsyncIterator[LogEntry] | None = None  # read by frames() itself
         self.first: asyncio.Future[LogEntry] | None = None  # its first read, started early
         self.stream: asyncio.Task[None] | None = None  # the response, cut by end()
+        self.sending_since: float | None = None  # loop time a pending send started
+        self.stuck = False  # cut off with a send pending: no closing frame
 
     def push(self, item: object) -> bool:
         """Queue ``item`` without waiting; a full buffer disconnects the client."""
@@ -89,6 +91,13 @@ class SseClient:
                 and asyncio.current_task() is not stream
             ):
                 stream.cancel()
+
+    def cut(self, reason: str) -> None:
+        """Drop the connection now (its socket is not drained): no closing frame."""
+        self.end(reason)
+        self.stuck = True
+        if self.stream is not None and asyncio.current_task() is not self.stream:
+            self.stream.cancel()
 
     async def _pump(self, it: AsyncIterator[LogEntry]) -> None:
         reason = "ended"
@@ -244,6 +253,7 @@ class SseBridge:
         self._seq = 0
         self._send_lock = asyncio.Lock()
         self._opened = False
+        self._watchdog: asyncio.Task[None] | None = None
 
     # --- the original's API -------------------------------------------------------------
 
@@ -305,6 +315,7 @@ class SseBridge:
             del self.clients[client_id]
         client = self._client(client_id)  # a client added before connecting keeps its writes
         client.connected = True
+        self._watch_sends()
         if client.end_reason is not None:
             pass
         elif client.has_writer:
@@ -314,6 +325,27 @@ class SseBridge:
             client.first = asyncio.ensure_future(anext(it))
         return client
 
+    def _watch_sends(self) -> None:
+        """Start the send watchdog unless it runs (one task per bridge, not a timer per
+        send: arming a timeout around every send cost more than the rest of an event)."""
+        task = self._watchdog
+        if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
+            self._watchdog = asyncio.ensure_future(self._cut_stuck_clients())
+
+    async def _cut_stuck_clients(self) -> None:
+        """Cut off every client whose pending send is ``send_timeout_ms`` old (checked four
+        times per timeout, so within 1.25x of it); stops when no client is connected."""
+        loop = asyncio.get_running_loop()
+        timeout = self.send_timeout_ms / 1000
+        while any(c.connected for c in self.clients.values()):
+            await asyncio.sleep(timeout / 4)
+            now = loop.time()
+            for client in list(self.clients.values()):
+                since = client.sending_since
+                if since is not None and now - since >= timeout:
+                    client.cut("slow: send timed out")
+                    log.info("sse client too slow, disconnected", client_id=client.id)
+
     def _forget(self, client: SseClient) -> None:
         if self.clients.get(client.id) is client:
             del self.clients[client.id]
@@ -322,3 +354,5 @@ class SseBridge:
         """End every client's stream."""
         for client in list(self.clients.values()):
             client.end("bridge closed")
+        if self._watchdog is not None:
+            self._watchdog.cancel()
