@@ -31,11 +31,13 @@ class ReconnectInfo:
     max_attempts: int
 
 
+def _frame(entry: LogEntry) -> bytes:
+    return ServerSentEvent(entry.json, event=entry.type, id=entry.id, sep="\n").encode()
+
+
 def sse_frame(entry: LogEntry) -> bytes:
     """``id:``, ``event:`` and ``data:`` of an entry, encoded once per entry object."""
-    return entry.memo(
-        "sse", lambda e: ServerSentEvent(e.json, event=e.type, id=e.id, sep="\n").encode()
-    )
+    return entry.memo("sse", _frame)
 
 
 _END = object()
@@ -117,17 +119,45 @@ class SseClient:
     async def frames(self, retry_ms: int) -> AsyncIterator[bytes]:
         """What the response sends: ``retry:``, then entries and raw writes until the end."""
         yield ServerSentEvent(retry=retry_ms, sep="\n").encode()
-        if self.direct is not None:
-            async for frame in self._direct_frames(self.direct):
-                yield frame
+        it = self.direct
+        if it is None:
+            while True:
+                if self.end_reason is not None and self.queue.empty():
+                    return
+                item = await self.queue.get()
+                if item is _END:
+                    return
+                yield sse_frame(item) if isinstance(item, LogEntry) else item  # type: ignore[misc]
+        if self.end_reason is not None:  # ended before its response started
             return
-        while True:
-            if self.end_reason is not None and self.queue.empty():
-                return
-            item = await self.queue.get()
-            if item is _END:
-                return
-            yield sse_frame(item) if isinstance(item, LogEntry) else item  # type: ignore[misc]
+        # The direct path reads the log here, in one generator (a level less per event).
+        try:
+            entry: LogEntry | None = None
+            if self.first is not None:
+                try:
+                    entry = await self.first
+                except StopAsyncIteration:
+                    return
+            queue = self.queue
+            while True:
+                if entry is None:
+                    entry = await anext(it)
+                if queue.qsize():  # raw writes go out before the next event
+                    writes = self._writes()
+                    if writes is None:
+                        return
+                    for raw in writes:
+                        yield raw
+                yield entry.memo("sse", _frame)
+                entry = None
+        except StopAsyncIteration:
+            pass
+        except EventLogGap as exc:
+            self.end_reason = self.end_reason or f"gap: {exc}"
+        except Exception as exc:  # the log failed: end this stream, the client may resume
+            log.warning("sse log read failed", client_id=self.id, error=repr(exc))
+            self.end_reason = self.end_reason or f"error: {type(exc).__name__}"
+        self.end_reason = self.end_reason or "ended"
 
     def _writes(self) -> list[bytes] | None:
         """Raw writes queued now; None once the end marker is reached."""
@@ -138,35 +168,6 @@ class SseClient:
                 return None
             out.append(item)  # type: ignore[arg-type]
         return out
-
-    async def _direct_frames(self, it: AsyncIterator[LogEntry]) -> AsyncIterator[bytes]:
-        if self.end_reason is not None:  # ended before its response started
-            return
-        try:
-            entry: LogEntry | None = None
-            if self.first is not None:
-                try:
-                    entry = await self.first
-                except StopAsyncIteration:
-                    return
-            while True:
-                if entry is None:
-                    entry = await anext(it)
-                writes = self._writes()
-                if writes is None:
-                    return
-                for raw in writes:
-                    yield raw
-                yield sse_frame(entry)
-                entry = None
-        except StopAsyncIteration:
-            pass
-        except EventLogGap as exc:
-            self.end_reason = self.end_reason or f"gap: {exc}"
-        except Exception as exc:  # the log failed: end this stream, the client may resume
-            log.warning("sse log read failed", client_id=self.id, error=repr(exc))
-            self.end_reason = self.end_reason or f"error: {type(exc).__name__}"
-        self.end_reason = self.end_reason or "ended"
 
     async def disconnect(self) -> None:
         """The connection is over: stop reading the log; its writer now returns False."""
