@@ -95,9 +95,9 @@ def check_event(event: object) -> tuple[str, int, str]:
         raise InvalidArgumentError(
             f"an event must be a mapping (RunEvent.to_dict()), got {type(event).__name__}"
         )
-    run_id = event.get("run_id")
+    run_id: Any = event.get("run_id")
     if type(run_id) is not str or run_id not in _valid_run_ids:
-        validate_id(run_id, "event field 'run_id'")
+        run_id = validate_id(run_id, "event field 'run_id'")
         if len(_valid_run_ids) >= _VALID_RUN_IDS_KEPT:
             _valid_run_ids.clear()
         _valid_run_ids.add(run_id)
@@ -111,7 +111,7 @@ def check_event(event: object) -> tuple[str, int, str]:
 
 
 #: Run ids that passed validate_id lately (a run logs many events under one id).
-_valid_run_ids: set[object] = set()
+_valid_run_ids: set[str] = set()
 _VALID_RUN_IDS_KEPT = 4096
 
 
