@@ -43,6 +43,7 @@ T = TypeVar("T")
 #: The type of the one event that ends a run's stream.
 TERMINAL_EVENT_TYPE = "run_end"
 
+_MISSING = object()
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
 
@@ -89,18 +90,29 @@ def parse_event_id(value: object) -> tuple[str, int]:
 
 def check_event(event: object) -> tuple[str, int, str]:
     """``(run_id, seq, type)`` of an event mapping; InvalidArgumentError naming the field."""
-    if not isinstance(event, Mapping):
+    # exact-type checks first: this runs once per logged event
+    if type(event) is not dict and not isinstance(event, Mapping):
         raise InvalidArgumentError(
             f"an event must be a mapping (RunEvent.to_dict()), got {type(event).__name__}"
         )
-    run_id = validate_id(event.get("run_id"), "event field 'run_id'")
+    run_id: Any = event.get("run_id")
+    if type(run_id) is not str or run_id not in _valid_run_ids:
+        run_id = validate_id(run_id, "event field 'run_id'")
+        if len(_valid_run_ids) >= _VALID_RUN_IDS_KEPT:
+            _valid_run_ids.clear()
+        _valid_run_ids.add(run_id)
     seq = event.get("seq")
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+    if (type(seq) is not int and (not isinstance(seq, int) or isinstance(seq, bool))) or seq < 1:
         raise InvalidArgumentError(f"event field 'seq' must be an integer >= 1, got {seq!r}")
     type_ = event.get("type")
-    if not isinstance(type_, str) or not type_:
+    if (type(type_) is not str and not isinstance(type_, str)) or not type_:
         raise InvalidArgumentError(f"event field 'type' must be a non-empty string, got {type_!r}")
     return run_id, seq, type_
+
+
+#: Run ids that passed validate_id lately (a run logs many events under one id).
+_valid_run_ids: set[str] = set()
+_VALID_RUN_IDS_KEPT = 4096
 
 
 @attrs.frozen(slots=False)
@@ -145,11 +157,10 @@ class LogEntry:
     def memo(self, key: str, build: Callable[[LogEntry], T]) -> T:
         """``build(self)``, computed once per key: a transport's encoding of this entry
         (an SSE frame, a WebSocket message) shared by every reader of this object."""
-        try:
-            value: T = self._memo[key]
-        except KeyError:
+        value: Any = self._memo.get(key, _MISSING)
+        if value is _MISSING:
             value = self._memo[key] = build(self)
-        return value
+        return value  # type: ignore[no-any-return]
 
     @functools.cached_property
     def event(self) -> Mapping[str, Any]:

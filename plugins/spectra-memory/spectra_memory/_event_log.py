@@ -13,6 +13,7 @@ from spectra_core.clock import Clock, SystemClock
 from spectra_core.durations import Duration
 from spectra_core.errors import InvalidArgumentError
 from spectra_core.event_log import (
+    TERMINAL_EVENT_TYPE,
     EventLogGap,
     EventLogOptions,
     LogEntry,
@@ -85,7 +86,8 @@ class MemoryEventLog:
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("this memory event log is closed")
-        self._sweep()
+        if self._expiry:
+            self._sweep()
 
     async def open(self, run_id: str) -> None:
         self._check_open()
@@ -112,10 +114,11 @@ class MemoryEventLog:
             drop = len(run.entries) - self.max_events
             del run.entries[:drop]
             run.base += drop
-        if entry.terminal:
+        if entry.type == TERMINAL_EVENT_TYPE:
             run.ended = True
             self._expiry[entry.run_id] = self.clock.monotonic() + self.retention
-        run.wake()
+        if run.waiter is not None:
+            run.wake()
         return entry
 
     # --- reading ----------------------------------------------------------------------
@@ -150,13 +153,16 @@ class MemoryEventLog:
             raise EventLogGap(run_id, cursor, first)
 
     async def _follow(self, run_id: str, run: _Run, cursor: int) -> AsyncIterator[LogEntry]:
+        max_events = self.max_events
         while True:
-            if cursor < run.last_seq:
-                self._check_kept(run_id, run, cursor)
-                cursor += 1
+            last = run.last_seq
+            if cursor < last:
+                cursor += 1  # _check_kept, inlined (once per event and reader)
+                if cursor <= last - max_events or cursor < run.base:
+                    raise EventLogGap(run_id, cursor - 1, self._first_seq(run))
                 entry = run.entries[cursor - run.base]
                 yield entry
-                if entry.terminal:
+                if entry.type == TERMINAL_EVENT_TYPE:
                     return
                 continue
             if run.ended or self._closed:

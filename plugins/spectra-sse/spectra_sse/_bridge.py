@@ -31,11 +31,13 @@ class ReconnectInfo:
     max_attempts: int
 
 
+def _frame(entry: LogEntry) -> bytes:
+    return ServerSentEvent(entry.json, event=entry.type, id=entry.id, sep="\n").encode()
+
+
 def sse_frame(entry: LogEntry) -> bytes:
     """``id:``, ``event:`` and ``data:`` of an entry, encoded once per entry object."""
-    return entry.memo(
-        "sse", lambda e: ServerSentEvent(e.json, event=e.type, id=e.id, sep="\n").encode()
-    )
+    return entry.memo("sse", _frame)
 
 
 _END = object()
@@ -62,6 +64,8 @@ class SseClient:
         self.direct: AsyncIterator[LogEntry] | None = None  # read by frames() itself
         self.first: asyncio.Future[LogEntry] | None = None  # its first read, started early
         self.stream: asyncio.Task[None] | None = None  # the response, cut by end()
+        self.sending_since: float | None = None  # loop time a pending send started
+        self.stuck = False  # cut off with a send pending: no closing frame
 
     def push(self, item: object) -> bool:
         """Queue ``item`` without waiting; a full buffer disconnects the client."""
@@ -90,6 +94,13 @@ class SseClient:
             ):
                 stream.cancel()
 
+    def cut(self, reason: str) -> None:
+        """Drop the connection now (its socket is not drained): no closing frame."""
+        self.end(reason)
+        self.stuck = True
+        if self.stream is not None and asyncio.current_task() is not self.stream:
+            self.stream.cancel()
+
     async def _pump(self, it: AsyncIterator[LogEntry]) -> None:
         reason = "ended"
         try:
@@ -108,17 +119,45 @@ class SseClient:
     async def frames(self, retry_ms: int) -> AsyncIterator[bytes]:
         """What the response sends: ``retry:``, then entries and raw writes until the end."""
         yield ServerSentEvent(retry=retry_ms, sep="\n").encode()
-        if self.direct is not None:
-            async for frame in self._direct_frames(self.direct):
-                yield frame
+        it = self.direct
+        if it is None:
+            while True:
+                if self.end_reason is not None and self.queue.empty():
+                    return
+                item = await self.queue.get()
+                if item is _END:
+                    return
+                yield sse_frame(item) if isinstance(item, LogEntry) else item  # type: ignore[misc]
+        if self.end_reason is not None:  # ended before its response started
             return
-        while True:
-            if self.end_reason is not None and self.queue.empty():
-                return
-            item = await self.queue.get()
-            if item is _END:
-                return
-            yield sse_frame(item) if isinstance(item, LogEntry) else item  # type: ignore[misc]
+        # The direct path reads the log here, in one generator (a level less per event).
+        try:
+            entry: LogEntry | None = None
+            if self.first is not None:
+                try:
+                    entry = await self.first
+                except StopAsyncIteration:
+                    return
+            queue = self.queue
+            while True:
+                if entry is None:
+                    entry = await anext(it)
+                if queue.qsize():  # raw writes go out before the next event
+                    writes = self._writes()
+                    if writes is None:
+                        return
+                    for raw in writes:
+                        yield raw
+                yield entry.memo("sse", _frame)
+                entry = None
+        except StopAsyncIteration:
+            pass
+        except EventLogGap as exc:
+            self.end_reason = self.end_reason or f"gap: {exc}"
+        except Exception as exc:  # the log failed: end this stream, the client may resume
+            log.warning("sse log read failed", client_id=self.id, error=repr(exc))
+            self.end_reason = self.end_reason or f"error: {type(exc).__name__}"
+        self.end_reason = self.end_reason or "ended"
 
     def _writes(self) -> list[bytes] | None:
         """Raw writes queued now; None once the end marker is reached."""
@@ -129,35 +168,6 @@ class SseClient:
                 return None
             out.append(item)  # type: ignore[arg-type]
         return out
-
-    async def _direct_frames(self, it: AsyncIterator[LogEntry]) -> AsyncIterator[bytes]:
-        if self.end_reason is not None:  # ended before its response started
-            return
-        try:
-            entry: LogEntry | None = None
-            if self.first is not None:
-                try:
-                    entry = await self.first
-                except StopAsyncIteration:
-                    return
-            while True:
-                if entry is None:
-                    entry = await anext(it)
-                writes = self._writes()
-                if writes is None:
-                    return
-                for raw in writes:
-                    yield raw
-                yield sse_frame(entry)
-                entry = None
-        except StopAsyncIteration:
-            pass
-        except EventLogGap as exc:
-            self.end_reason = self.end_reason or f"gap: {exc}"
-        except Exception as exc:  # the log failed: end this stream, the client may resume
-            log.warning("sse log read failed", client_id=self.id, error=repr(exc))
-            self.end_reason = self.end_reason or f"error: {type(exc).__name__}"
-        self.end_reason = self.end_reason or "ended"
 
     async def disconnect(self) -> None:
         """The connection is over: stop reading the log; its writer now returns False."""
@@ -244,6 +254,7 @@ class SseBridge:
         self._seq = 0
         self._send_lock = asyncio.Lock()
         self._opened = False
+        self._watchdog: asyncio.Task[None] | None = None
 
     # --- the original's API -------------------------------------------------------------
 
@@ -305,6 +316,7 @@ class SseBridge:
             del self.clients[client_id]
         client = self._client(client_id)  # a client added before connecting keeps its writes
         client.connected = True
+        self._watch_sends()
         if client.end_reason is not None:
             pass
         elif client.has_writer:
@@ -314,6 +326,27 @@ class SseBridge:
             client.first = asyncio.ensure_future(anext(it))
         return client
 
+    def _watch_sends(self) -> None:
+        """Start the send watchdog unless it runs (one task per bridge, not a timer per
+        send: arming a timeout around every send cost more than the rest of an event)."""
+        task = self._watchdog
+        if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
+            self._watchdog = asyncio.ensure_future(self._cut_stuck_clients())
+
+    async def _cut_stuck_clients(self) -> None:
+        """Cut off every client whose pending send is ``send_timeout_ms`` old (checked four
+        times per timeout, so within 1.25x of it); stops when no client is connected."""
+        loop = asyncio.get_running_loop()
+        timeout = self.send_timeout_ms / 1000
+        while any(c.connected for c in self.clients.values()):
+            await asyncio.sleep(timeout / 4)
+            now = loop.time()
+            for client in list(self.clients.values()):
+                since = client.sending_since
+                if since is not None and now - since >= timeout:
+                    client.cut("slow: send timed out")
+                    log.info("sse client too slow, disconnected", client_id=client.id)
+
     def _forget(self, client: SseClient) -> None:
         if self.clients.get(client.id) is client:
             del self.clients[client.id]
@@ -322,3 +355,5 @@ class SseBridge:
         """End every client's stream."""
         for client in list(self.clients.values()):
             client.end("bridge closed")
+        if self._watchdog is not None:
+            self._watchdog.cancel()

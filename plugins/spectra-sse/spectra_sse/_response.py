@@ -8,10 +8,9 @@ from typing import Any
 
 import structlog
 from sse_starlette import EventSourceResponse, ServerSentEvent
-from sse_starlette.sse import SendTimeoutError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from spectra_core.errors import InvalidArgumentError
 from spectra_core.event_log import EventLogGap, RunLogNotFound
@@ -60,24 +59,35 @@ class SseResponse(Response):
                 headers={"X-Client-Id": client.id},
                 ping=bridge.heartbeat_interval_ms / 1000,
                 ping_message_factory=_heartbeat,
-                send_timeout=bridge.send_timeout_ms / 1000,
                 background=self.background,
-            )
-            client.stream = asyncio.ensure_future(inner(scope, receive, send))
+            )  # no send_timeout: the bridge's watchdog cuts off clients stuck in _timed
+            client.stream = asyncio.ensure_future(inner(scope, receive, _timed(client, send)))
             try:
                 await asyncio.wait({client.stream})
             except asyncio.CancelledError:
                 client.stream.cancel()
                 raise
-            if client.stream.cancelled():  # cut by client.end(): finish the body cleanly
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-            elif isinstance(client.stream.exception(), SendTimeoutError):
-                client.end("slow: send timed out")
-                log.info("sse client too slow, disconnected", client_id=client.id)
+            if client.stream.cancelled():
+                if not client.stuck:  # cut by client.end(): finish the body cleanly
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
             else:
                 client.stream.result()
         finally:
             await client.disconnect()
+
+
+def _timed(client: SseClient, send: Send) -> Send:
+    """``send`` noting when a send starts and ends, for the bridge's send watchdog."""
+    loop = asyncio.get_running_loop()
+
+    async def timed(message: Message) -> None:
+        client.sending_since = loop.time()
+        try:
+            await send(message)
+        finally:
+            client.sending_since = None
+
+    return timed
 
 
 async def _nothing_left(client: SseClient) -> bool:
