@@ -48,7 +48,7 @@ def _version() -> str:
     "This document",
     public=True,
     tag="meta",
-    responses={200: ("The OpenAPI 3.1 document", None)},
+    responses={200: ("The OpenAPI 3.1 document", "OpenApiDocument")},
 )
 async def openapi(server: Server, request: Request, principal: None) -> Response:
     return JsonResponse(openapi_document(OPERATIONS, API_TITLE, _version()))

@@ -162,6 +162,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "additionalProperties": False,
         "properties": {"entry_id": _NULLABLE_STR},
     },
+    "OpenApiDocument": {
+        "type": "object",
+        "required": ["openapi", "info", "paths"],
+        "properties": {"openapi": {"const": "3.1.0"}, "info": _OBJECT, "paths": _OBJECT},
+    },
     "Liveness": {
         "type": "object",
         "required": ["status"],
