@@ -29,6 +29,7 @@ from cattrs.errors import AttributeValidationNote, ForbiddenExtraKeysError
 from cattrs.gen import make_dict_structure_fn
 from cattrs.v import format_exception
 
+from ._closing import aclose_all
 from .durations import Duration, parse_duration
 from .errors import ConfigError, PluginError, SpectraError
 from .plugins import BackendKind, PluginRegistry, closest, load_plugins
@@ -560,6 +561,8 @@ def build_engine(
     """
     from .agent.provider import ModelProvider
     from .engine import SessionEngine
+    from .event_log import build_event_log
+    from .health import build_health_probe
     from .manager import SessionManager
     from .models import ModelRef
 
@@ -587,6 +590,17 @@ def build_engine(
     kwargs.update(overrides)
     store = build_store(config, registry)
     manager = SessionManager(store, clock=kwargs.get("clock"))
+    event_log = kwargs.setdefault("event_log", build_event_log(config, registry))
+    kwargs.setdefault(
+        "health_probe",
+        build_health_probe(
+            config,
+            registry,
+            clock=kwargs.get("clock"),
+            pings={"store": store} | ({"event_log": event_log} if event_log else {}),
+        ),
+    )
+    kwargs.setdefault("close_backends", True)
     return SessionEngine(manager, **kwargs)
 
 
@@ -634,7 +648,7 @@ async def check_buildable(config: SpectraConfig, registry: PluginRegistry) -> li
         except ConfigError as exc:
             errors.extend(exc.errors)
             continue
-        await _aclose(built)
+        await aclose_all([built])
     if errors or config.store is None:  # without a store, a config gives parts only
         return errors
     try:
@@ -661,15 +675,15 @@ def _parts(config: SpectraConfig) -> list[BackendConfig]:
     return [p for p in parts if p is not None]
 
 
-async def _aclose(built: Any) -> None:
-    aclose = getattr(built, "aclose", None)
-    if aclose is not None:
-        await aclose()
-
-
 async def _close_engine(engine: Any) -> None:
     """Release what an engine that never started holds (no log lines, no drain)."""
-    owned = [engine.default_provider, *engine.providers.values(), engine.session_manager.store]
-    owned += [engine.rate_limiter, engine.circuit_breaker]
-    for part in {id(p): p for p in owned if p is not None}.values():
-        await _aclose(part)
+    await aclose_all(
+        [
+            engine.default_provider,
+            *engine.providers.values(),
+            engine.session_manager.store,
+            engine.rate_limiter,
+            engine.circuit_breaker,
+            engine.event_log,
+        ]
+    )

@@ -16,6 +16,7 @@ __all__ = [
     "InvalidIdError",
     "PluginError",
     "RateLimitedError",
+    "RunNotFoundError",
     "SessionBusyError",
     "SessionNotFoundError",
     "SpectraError",
@@ -62,6 +63,14 @@ class EntryNotFoundError(SpectraError, LookupError):
         self.session_id = session_id
         self.entry_id = entry_id
         super().__init__(f"entry {entry_id!r} not found in session {session_id!r}")
+
+
+class RunNotFoundError(SpectraError, LookupError):
+    """No run with this id is running here or ended recently (see ``wait_run``)."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"run {run_id!r} is not running here and did not end recently")
 
 
 #: The first release's names (exception names now end in ``Error``): plain aliases, kept.

@@ -104,6 +104,15 @@ class HealthProbe:
         self.default_timeout = _positive_timeout(default_timeout, "default_timeout")
         self._checks: dict[str, _Check] = {}
 
+    @classmethod
+    def of_pings(cls, pings: Mapping[str, Any], *, clock: Clock | None = None) -> HealthProbe:
+        """A probe with one critical ``ping()`` check per backend (``None`` ones skipped)."""
+        probe = cls(clock=clock)
+        for name, backend in pings.items():
+            if backend is not None:
+                probe.register_ping(name, backend)
+        return probe
+
     @property
     def names(self) -> list[str]:
         return list(self._checks)

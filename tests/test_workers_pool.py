@@ -305,7 +305,8 @@ async def test_default_handler_runs_turns_through_the_engine(
 ) -> None:
     manager = store_manager
     session = await manager.create({"system_prompt": "Be brief."}, user_id="u1")
-    engine = SessionEngine(manager, clock=clock)
+    # drive() moves the fake clock on while sqlite works in real time: no run timeout here
+    engine = SessionEngine(manager, clock=clock, session_timeout_ms=10**9)
     engine.start()
     queue = memory_queue(clock)
     pool = SequentialWorkerPool(manager, queue=queue, concurrency=2, engine=engine, clock=clock)

@@ -1,7 +1,7 @@
 """The session engine: one call runs a whole turn, with limits, caps, timeouts and drain."""
 
 from ._turn import RetryPolicy
-from .engine import BusyPolicy, HealthReport, Lifecycle, SessionEngine
+from .engine import BusyPolicy, HealthReport, Lifecycle, RunHandle, SessionEngine
 from .events import EventType, RunEvent, RunStatus
 from .options import RunOptions, RunResult
 
@@ -12,6 +12,7 @@ __all__ = [
     "Lifecycle",
     "RetryPolicy",
     "RunEvent",
+    "RunHandle",
     "RunOptions",
     "RunResult",
     "RunStatus",

@@ -22,7 +22,13 @@ import attrs
 import structlog
 
 from ..clock import Clock, utc_from_timestamp
-from ..errors import CapacityError, InvalidArgumentError, SessionBusyError, SessionNotFound
+from ..errors import (
+    CapacityError,
+    InvalidArgumentError,
+    RateLimitedError,
+    SessionBusyError,
+    SessionNotFound,
+)
 from ..ids import validate_id
 from ..manager import SessionManager
 from ..models import ImageContent, ModelRef, Session, SessionConfig, TextContent, UserMessage
@@ -38,6 +44,8 @@ __all__ = ["Admissions", "BusyPolicy", "Policy", "user_message"]
 log = structlog.get_logger("spectra.engine")
 
 BusyPolicy = Literal["reject", "wait"]
+#: How many ended runs :meth:`SessionEngine.wait_run` still knows.
+KEEP_ENDED = 1024
 #: Longest user id a run accepts (ids are stored with the session and key rate limits).
 MAX_USER_ID_LENGTH = 256
 _MIME = re.compile(r"image/[A-Za-z0-9.+-]+")
@@ -125,6 +133,7 @@ class Admissions:
     start: Callable[[Run], None]
     runs: dict[str, Run] = attrs.field(factory=dict)
     by_session: dict[str, Run] = attrs.field(factory=dict)
+    recent: dict[str, Run] = attrs.field(factory=dict)  # the last runs that ended
     _claims: dict[str, asyncio.Event] = attrs.field(factory=dict)  # sessions being admitted
     _reserved: int = 0  # slots taken by runs being admitted
     _slot_freed: asyncio.Event = attrs.field(factory=asyncio.Event)
@@ -149,6 +158,9 @@ class Admissions:
         self.runs.pop(run.run_id, None)
         if self.by_session.get(run.session.id) is run:
             del self.by_session[run.session.id]
+        self.recent[run.run_id] = run
+        if len(self.recent) > KEEP_ENDED:
+            del self.recent[next(iter(self.recent))]
         self.wake()
 
     async def admit(
@@ -175,6 +187,19 @@ class Admissions:
             self._pending -= 1
             if not self._pending:
                 self._settled.set()
+
+    async def admit_unread(
+        self, user_id: object, input: object, session_id: object, options: object
+    ) -> Run:
+        """Admit a run whose events no local reader takes (they go to the log, if any);
+        RateLimitedError if it is rate limited."""
+        run = await self.admit(user_id, input, session_id, options)
+        if run.result is not None and run.result.status is RunStatus.RATE_LIMITED:
+            raise RateLimitedError(run.result.error or "rate limited", run.retry_after or 0.0)
+        await run.log_ready.wait()
+        if not run.logged:
+            run.queue.close()  # nobody reads them here: the run must not wait for a reader
+        return run
 
     async def _claim(self, session_id: str) -> None:
         """Wait until no run holds or is admitting ``session_id`` (or refuse, with
@@ -337,6 +362,7 @@ class Admissions:
         run.emit(
             EventType.RUN_END, status=RunStatus.RATE_LIMITED, error=error, retry_after=retry_after
         )
+        run.log_ready.set()  # never logged: its one event is read from its queue
         run.done.set()
         return run
 

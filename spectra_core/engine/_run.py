@@ -22,12 +22,13 @@ from ..errors import ConflictError
 from ..manager import SessionManager
 from ..models import AssistantMessage, ModelRef, Session, UserMessage
 from ..text import scrub_text
+from ._log import LogWriter
 from ._queue import EventQueue, PacedProvider
 from ._turn import AgentLoop, RetryPolicy
 from .events import EventType, RunEvent, RunStatus
 from .options import RunOptions, RunResult
 
-__all__ = ["Run", "RunCrashed", "Runner", "describe"]
+__all__ = ["Run", "RunCrashed", "RunHandle", "Runner", "describe", "finished"]
 
 log = structlog.get_logger("spectra.engine")
 
@@ -62,6 +63,9 @@ class Run:
     task: asyncio.Task[None] | None = None  # the agent loop; cancelled to abort
     outer: asyncio.Task[None] | None = None  # supervises task, always finishes
     loop: AgentLoop | None = None
+    writer: asyncio.Task[None] | None = None  # appends the events to the event log
+    log_ready: asyncio.Event = attrs.field(factory=asyncio.Event)  # the log has the run
+    logged: bool = False  # its events go to the event log (else to a local reader)
 
     def emit(self, type: EventType, **fields: Any) -> None:
         self.seq += 1
@@ -94,6 +98,28 @@ class Run:
             self.queue.close()
 
 
+@attrs.frozen
+class RunHandle:
+    """A run started by :meth:`SessionEngine.start_run`: its ids, and its result."""
+
+    run_id: str
+    session_id: str
+    _run: Run = attrs.field(repr=False, alias="run")
+
+    async def result(self) -> RunResult:
+        """Wait for the run to end (and its events to be logged); its result."""
+        return await finished(self._run)
+
+
+async def finished(run: Run) -> RunResult:
+    """The run's result once it ended and its events are logged."""
+    await run.done.wait()
+    if run.writer is not None:  # the result is returned once the log has the run_end
+        await asyncio.wait({run.writer})
+    assert run.result is not None
+    return run.result
+
+
 class RunCrashed(Exception):
     """Something in a run raised a ``BaseException`` that is not a cancellation (e.g.
     ``SystemExit`` from a provider); re-raised as this so it fails the run only."""
@@ -112,6 +138,7 @@ class Runner:
     provider_for: Callable[[ModelRef], ModelProvider]
     guard: Callable[[Callable[[], Awaitable[AssistantMessage]]], Awaitable[AssistantMessage]]
     on_end: Callable[[Run], None]
+    log_writer: LogWriter | None = None
 
     def start(self, run: Run) -> None:
         """Start the run's task and its supervisor, in a context that logs its ids."""
@@ -125,8 +152,21 @@ class Runner:
             tenant_id=run.session.tenant_id,
         )
         loop = asyncio.get_running_loop()
+        if self.log_writer is not None:
+            run.writer = loop.create_task(self._log(run, self.log_writer), context=ctx.copy())
+        else:
+            run.log_ready.set()
         run.task = loop.create_task(self._work(run), context=ctx.copy())
         run.outer = loop.create_task(self._execute(run), context=ctx)
+
+    async def _log(self, run: Run, writer: LogWriter) -> None:
+        """Open the run in the event log, then append its events as they come."""
+        try:
+            run.logged = await writer.open(run)
+        finally:
+            run.log_ready.set()
+        if run.logged:
+            await writer.write(run)
 
     async def _work(self, run: Run) -> None:
         """The cancellable part of a run: record its start, then the agent loop."""

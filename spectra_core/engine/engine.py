@@ -8,42 +8,51 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
-import attrs
 import structlog
 
-from ..agent.builtin import EchoProvider
+from .._closing import aclose_all
 from ..agent.provider import ModelProvider
 from ..breaker import CircuitBreaker
 from ..clock import Clock, SystemClock
 from ..errors import (
+    ConfigError,
     EngineDrainingError,
     EngineNotStartedError,
-    InvalidArgumentError,
-    PluginError,
-    RateLimitedError,
+    RunNotFoundError,
 )
+from ..event_log import EventLog, LogEntry
+from ..health import HealthProbe, ProbeReport
 from ..manager import SessionManager
 from ..models import AssistantMessage, ModelRef, UserMessage
 from ._admission import Admissions, BusyPolicy
 from ._limits import AnyRateLimiter
-from ._run import Run, Runner
+from ._log import LogWriter, replay
+from ._providers import (
+    DEFAULT_MODEL,
+    ProviderResolver,
+    Providers,
+    check_settings,
+    deprecated_registry,
+)
+from ._run import Run, RunHandle, Runner, finished
 from ._turn import RetryPolicy
 from .events import RunEvent, RunStatus
 from .options import RunOptions, RunResult
 
-__all__ = ["BusyPolicy", "HealthReport", "Lifecycle", "ProviderResolver", "SessionEngine"]
+__all__ = [
+    "BusyPolicy",
+    "HealthReport",
+    "Lifecycle",
+    "ProviderResolver",
+    "RunHandle",
+    "SessionEngine",
+]
 
 log = structlog.get_logger("spectra.engine")
-
-DEFAULT_MODEL = ModelRef("echo", provider="echo")
-#: Builds the model provider of a name no provider was given for (config assembly
-#: passes one that asks the plugin registry); raises PluginError for an unknown name.
-ProviderResolver = Callable[[str], ModelProvider]
 
 
 class Lifecycle(StrEnum):
@@ -53,16 +62,8 @@ class Lifecycle(StrEnum):
     STOPPED = "stopped"
 
 
-@attrs.frozen
-class HealthReport:
-    """``healthy`` when running and every check passes, ``degraded`` when a check fails
-    or the engine is draining, ``unhealthy`` when it is not running."""
-
-    status: Literal["healthy", "degraded", "unhealthy"]
-    lifecycle: Lifecycle
-    active_sessions: int
-    max_concurrent_sessions: int
-    checks: dict[str, str]
+#: What :meth:`SessionEngine.health` returns (the name of earlier releases).
+HealthReport = ProbeReport
 
 
 class SessionEngine:
@@ -75,6 +76,13 @@ class SessionEngine:
     session that is already running does: ``"reject"`` (SessionBusyError) or ``"wait"``
     for the running turn. At most ``max_queued_events`` unread events wait per run: a
     slower reader pauses the run (see docs/engine.md).
+
+    With an ``event_log``, every event of a run is appended to it before anyone sees
+    it: :meth:`run_streaming` and :meth:`subscribe` read it from there, so any number of
+    readers, on any replica sharing the log, can follow or resume a run. ``health_probe``
+    answers :meth:`health` (default: pings of the store and the event log). With
+    ``close_backends``, :meth:`stop` also closes the store, limiters, breaker and event
+    log (what config assembly built for this engine).
     """
 
     def __init__(
@@ -97,40 +105,29 @@ class SessionEngine:
         retry: RetryPolicy | None = None,
         clock: Clock | None = None,
         close_providers: bool = False,
+        event_log: EventLog | None = None,
+        health_probe: HealthProbe | None = None,
+        close_backends: bool = False,
         registry: Any = None,
     ) -> None:
         if registry is not None:  # the engine no longer knows the plugin registry
-            warnings.warn(
-                "SessionEngine(registry=...) is deprecated; pass resolve_provider= (what "
-                "spectra_core.config.provider_resolver(registry) returns)",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            resolve_provider = resolve_provider or (
-                lambda name: registry.create("model_provider", name)
-            )
-        for name, value in [
-            ("max_concurrent_sessions", max_concurrent_sessions),
-            ("max_input_chars", max_input_chars),
-            ("max_queued_events", max_queued_events),
-        ]:
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidArgumentError(f"{name} must be an integer >= 1, got {value!r}")
-        if session_timeout_ms <= 0:
-            raise InvalidArgumentError(
-                f"session_timeout_ms must be positive, got {session_timeout_ms}"
-            )
-        if busy not in ("reject", "wait"):
-            raise InvalidArgumentError(f"busy must be 'reject' or 'wait', got {busy!r}")
+            resolve_provider = deprecated_registry(registry, resolve_provider)
+        check_settings(
+            max_concurrent_sessions=max_concurrent_sessions,
+            max_input_chars=max_input_chars,
+            max_queued_events=max_queued_events,
+            session_timeout_ms=session_timeout_ms,
+            busy=busy,
+        )
         self.session_manager = session_manager
         self.rate_limiter = rate_limiter
         self.circuit_breaker = circuit_breaker
         self.max_concurrent_sessions = max_concurrent_sessions
         self.session_timeout_ms = session_timeout_ms
         self.engine_id = engine_id or f"engine-{uuid.uuid4().hex[:8]}"
-        self.default_provider: ModelProvider = provider or EchoProvider()
-        self.providers: dict[str, ModelProvider] = dict(providers or {})
-        self.resolve_provider = resolve_provider
+        self._providers = Providers(
+            provider, dict(providers or {}), resolve_provider, close_all=close_providers
+        )
         self.default_model = default_model or DEFAULT_MODEL
         self.busy: BusyPolicy = busy
         self.capacity_wait_ms = capacity_wait_ms
@@ -139,12 +136,15 @@ class SessionEngine:
         self.retry = retry or RetryPolicy()
         self.clock: Clock = clock or SystemClock()
         self.lifecycle = Lifecycle.IDLE
-        # providers closed by stop(): those built here, and all of them if asked
-        self._owned: list[ModelProvider] = (
-            [self.default_provider, *self.providers.values()] if close_providers else []
+        self.event_log = event_log
+        self.health_probe = health_probe or HealthProbe.of_pings(
+            {"store": session_manager.store, "event_log": event_log}, clock=self.clock
         )
-        if provider is None:
-            self._owned.append(self.default_provider)
+        self._backends: list[Any] = (
+            [session_manager.store, rate_limiter, circuit_breaker, event_log]
+            if close_backends
+            else []
+        )
         self._stopped = asyncio.Event()
         runner = Runner(
             manager=session_manager,
@@ -153,9 +153,10 @@ class SessionEngine:
             retry=self.retry,
             default_model=self.default_model,
             session_timeout_ms=session_timeout_ms,
-            provider_for=self._provider_for,
+            provider_for=self._providers.for_model,
             guard=self._guard,
-            on_end=self._run_ended,
+            on_end=lambda run: self._admissions.ended(run),
+            log_writer=LogWriter(event_log) if event_log is not None else None,
         )
         self._admissions = Admissions(
             policy=self,
@@ -211,11 +212,7 @@ class SessionEngine:
         finally:
             self.lifecycle = Lifecycle.STOPPED
             self._stopped.set()
-        for owned in {id(p): p for p in self._owned}.values():
-            try:
-                await owned.aclose()
-            except Exception as exc:
-                log.warning("provider not closed", error=f"{type(exc).__name__}: {exc}")
+        await aclose_all([*self._providers.owned(), *self._backends])
         log.info("engine stopped", engine_id=self.engine_id)
 
     async def _quiesce(self, abort: bool) -> None:
@@ -226,7 +223,7 @@ class SessionEngine:
         runs = list(self._runs.values())
         if abort:
             self._abort_all()
-        await asyncio.gather(*(run.done.wait() for run in runs))
+        await asyncio.gather(*(finished(run) for run in runs))
 
     def _abort_all(self) -> None:
         for run in list(self._runs.values()):
@@ -237,23 +234,14 @@ class SessionEngine:
         run = self._by_session.get(session_id)
         return run.cancel(RunStatus.ABORTED) if run is not None else False
 
-    async def health(self) -> HealthReport:
-        """Lifecycle, load, and a ping of the store."""
-        checks: dict[str, str] = {}
-        try:
-            await self.session_manager.store.ping()
-            checks["store"] = "ok"
-        except Exception as exc:
-            checks["store"] = f"error: {type(exc).__name__}: {exc}"
-        if self.lifecycle is not Lifecycle.RUNNING:
-            status: Literal["healthy", "degraded", "unhealthy"] = (
-                "degraded" if self.lifecycle is Lifecycle.DRAINING else "unhealthy"
-            )
-        else:
-            status = "healthy" if all(v == "ok" for v in checks.values()) else "degraded"
-        return HealthReport(
-            status, self.lifecycle, len(self._runs), self.max_concurrent_sessions, checks
-        )
+    def abort_run(self, run_id: str) -> bool:
+        """Abort a run of this engine; False if it is not running here."""
+        run = self._runs.get(run_id)
+        return run.cancel(RunStatus.ABORTED) if run is not None else False
+
+    async def health(self) -> ProbeReport:
+        """The health probe's report for this engine's lifecycle and load."""
+        return await self.health_probe.health(self.lifecycle.value, len(self._runs))
 
     # --- running ----------------------------------------------------------------------
 
@@ -266,13 +254,8 @@ class SessionEngine:
     ) -> RunResult:
         """Run one turn to the end. Raises RateLimitedError when rate limited, and the
         admission errors of :meth:`run_streaming`; other outcomes are in the result."""
-        run = await self._admissions.admit(user_id, input, session_id, options)
-        async for _ in run.events():
-            pass
-        assert run.result is not None
-        if run.result.status is RunStatus.RATE_LIMITED:
-            raise RateLimitedError(run.result.error or "rate limited", run.retry_after or 0.0)
-        return run.result
+        run = await self._admissions.admit_unread(user_id, input, session_id, options)
+        return await finished(run)
 
     async def run_streaming(
         self,
@@ -290,7 +273,42 @@ class SessionEngine:
         with status ``rate_limited``.
         """
         run = await self._admissions.admit(user_id, input, session_id, options)
-        return run.events()
+        await run.log_ready.wait()
+        if not run.logged or self.event_log is None:
+            return run.events()
+        return replay(await self.event_log.subscribe(run.run_id))
+
+    async def start_run(
+        self,
+        user_id: str,
+        input: str | UserMessage,
+        session_id: str | None = None,
+        options: RunOptions | Mapping[str, Any] | None = None,
+    ) -> RunHandle:
+        """Start a turn in the background and return at once, its events on their way to
+        the event log (without one, they are dropped: use the result). Raises the
+        admission errors of :meth:`run_streaming`, and RateLimitedError."""
+        run = await self._admissions.admit_unread(user_id, input, session_id, options)
+        return RunHandle(run.run_id, run.session.id, run=run)
+
+    async def wait_run(self, run_id: str) -> RunResult:
+        """The result of a run of this engine, once it ended (one of the last 1,024 that
+        ended, or one in flight); RunNotFoundError otherwise."""
+        run = self._runs.get(run_id) or self._admissions.recent.get(run_id)
+        if run is None:
+            raise RunNotFoundError(run_id)
+        return await finished(run)
+
+    async def subscribe(self, run_id: str, after: str | None = None) -> AsyncIterator[LogEntry]:
+        """A run's logged events after the event id ``after`` (from the start when
+        ``None``), then the live ones until ``run_end``; see :meth:`EventLog.subscribe`.
+        ConfigError when the engine has no event log."""
+        if self.event_log is None:
+            raise ConfigError(
+                f"engine {self.engine_id} has no event log to subscribe to: configure "
+                "[event_log] or pass SessionEngine(event_log=...)"
+            )
+        return await self.event_log.subscribe(run_id, after)
 
     def _check_accepting(self) -> None:
         if self.lifecycle is Lifecycle.IDLE:
@@ -300,27 +318,20 @@ class SessionEngine:
                 f"engine {self.engine_id} is {self.lifecycle.value} and accepts no new runs"
             )
 
-    def _run_ended(self, run: Run) -> None:
-        self._admissions.ended(run)
-
     # --- what a run uses --------------------------------------------------------------
 
-    def _provider_for(self, model: ModelRef) -> ModelProvider:
-        name = model.provider
-        if name is None:
-            return self.default_provider
-        if name in self.providers:
-            return self.providers[name]
-        if self.resolve_provider is not None:
-            provider = self.resolve_provider(name)
-            self.providers[name] = provider
-            self._owned.append(provider)
-            return provider
-        if name == DEFAULT_MODEL.provider:
-            return self.default_provider
-        raise PluginError(
-            f"no model provider {name!r}: pass providers={{{name!r}: ...}} or resolve_provider"
-        )
+    @property
+    def default_provider(self) -> ModelProvider:
+        assert self._providers.default is not None
+        return self._providers.default
+
+    @default_provider.setter
+    def default_provider(self, provider: ModelProvider) -> None:
+        self._providers.default = provider
+
+    @property
+    def providers(self) -> dict[str, ModelProvider]:
+        return self._providers.by_name
 
     async def _guard(self, call: Callable[[], Awaitable[AssistantMessage]]) -> AssistantMessage:
         if self.circuit_breaker is None:
