@@ -11,13 +11,15 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from spectra_core.config import SpectraConfig
 from spectra_core.engine import SessionEngine
+from spectra_core.errors import ConfigError
 from spectra_core.plugins import PluginRegistry
 
-from . import _health, _runs, _sessions  # noqa: F401  (they declare their operations)
+from . import _health, _runs, _sessions, _streams  # noqa: F401  (they declare operations)
 from ._auth import Authenticator, build_authenticators
 from ._context import Server
 from ._json import JsonResponse
@@ -83,6 +85,12 @@ def create_app(
     with none, every caller is the anonymous principal. The caller starts and stops the
     engine (``spectra serve`` does it, with a drain on SIGTERM).
     """
+    if engine.event_log is None:
+        raise ConfigError(
+            f"create_app: engine {engine.engine_id} has no event log, which the streaming "
+            'routes read: configure [event_log] (e.g. backend = "memory") or pass '
+            "SessionEngine(event_log=MemoryEventLog())"
+        )
     if settings is None:
         settings = server_settings(config)
     if authenticators is None:
@@ -93,6 +101,11 @@ def create_app(
         for op in OPERATIONS
         if not op.websocket
     ]
+
+    async def websocket(ws: WebSocket) -> None:
+        await _streams.websocket_endpoint(server, ws)
+
+    routes.append(WebSocketRoute("/v1/ws", websocket))
     middleware: list[Middleware] = []
     if settings.cors is not None:
         cors = settings.cors

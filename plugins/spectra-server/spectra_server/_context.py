@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from starlette.requests import HTTPConnection, Request
@@ -12,14 +13,29 @@ from spectra_core.engine import SessionEngine
 from spectra_core.errors import InvalidArgumentError, SessionNotFoundError
 from spectra_core.ids import validate_id
 from spectra_core.models import Session
+from spectra_sse import SseBridge
 
 from ._auth import Authenticator, Principal, authenticate
 from ._problems import BodyTooLargeError
 from ._settings import ServerSettings
 
-__all__ = ["Server"]
+__all__ = ["Owner", "Server"]
 
 _decode = msgspec.json.Decoder().decode
+#: A session's ``(tenant_id, user_id)``.
+Owner = tuple[str | None, str | None]
+#: How many run and session owners a server remembers (facts that never change).
+OWNER_CACHE = 100_000
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _remember(cache: OrderedDict[K, V], key: K, value: V) -> V:
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > OWNER_CACHE:
+        cache.popitem(last=False)
+    return value
 
 
 class Server:
@@ -37,6 +53,25 @@ class Server:
         self.authenticators = list(authenticators)
         self.draining = False
         self.max_input_chars = settings.max_input_chars or engine.max_input_chars
+        self.bridge = SseBridge(
+            heartbeat_interval_ms=max(1, round(settings.heartbeat_interval * 1000)),
+            log=engine.event_log,
+        )
+        self._run_owners: OrderedDict[str, tuple[str, Owner]] = OrderedDict()
+        self._session_owners: OrderedDict[str, Owner] = OrderedDict()
+
+    def remember_run(self, run_id: str, session_id: str, owner: Owner) -> tuple[str, Owner]:
+        """Record that ``run_id`` runs on ``session_id`` of ``owner``."""
+        _remember(self._session_owners, session_id, owner)
+        return _remember(self._run_owners, run_id, (session_id, owner))
+
+    def run_owner(self, run_id: str) -> tuple[str, Owner] | None:
+        """``(session_id, owner)`` of a run this server started or checked, if known."""
+        return self._run_owners.get(run_id)
+
+    def session_owner(self, session_id: str) -> Owner | None:
+        """The owner of a session a run of this server ran on, if known."""
+        return self._session_owners.get(session_id)
 
     def start_draining(self) -> None:
         """From now on ``/readyz`` answers 503 (the engine's ``stop()`` refuses runs)."""

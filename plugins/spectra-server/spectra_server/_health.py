@@ -7,8 +7,6 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from spectra_core.serde import converter
-
 from ._context import Server
 from ._json import JsonResponse
 from ._ops import operation
@@ -44,8 +42,8 @@ async def readyz(server: Server, request: Request, principal: None) -> Response:
             body, status_code=503, headers={"Retry-After": str(DEFAULT_RETRY_AFTER)}
         )
     report = await server.engine.health()
-    body = converter.unstructure(report)
-    ready = report.status != "unhealthy" and report.lifecycle == "running"
+    body = report.to_dict()
+    ready = report.ready
     body["ready"] = ready
     if ready:
         return JsonResponse(body)

@@ -8,10 +8,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from spectra_core.engine import RunOptions, RunResult
+from spectra_core.engine import RunHandle, RunOptions, RunResult
 from spectra_core.errors import InvalidArgumentError
 from spectra_core.models import UserMessage
 from spectra_core.serde import converter
+from spectra_sse import create_sse_response
 
 from ._auth import Principal
 from ._context import Server
@@ -19,7 +20,7 @@ from ._json import JsonResponse
 from ._ops import operation
 from ._problems import BodyTooLargeError
 
-__all__ = ["parse_run_request", "result_body"]
+__all__ = ["parse_run_request", "result_body", "start_run"]
 
 RUN_ERRORS: dict[int, tuple[str, str | None]] = {
     400: ("Malformed request, input or option", "Problem"),
@@ -86,15 +87,36 @@ def result_body(result: RunResult) -> dict[str, Any]:
     return body
 
 
+async def start_run(
+    server: Server, principal: Principal, body: Mapping[str, Any], session_id: object
+) -> RunHandle:
+    """Start a run for ``principal`` (on one of their sessions, or a new one)."""
+    message, opts = parse_run_request(body, principal, server.max_input_chars)
+    if session_id is not None:
+        if not isinstance(session_id, str):
+            raise InvalidArgumentError("'session_id' must be a string")
+        await server.owned_session(principal, session_id, active_branch=True)
+    handle = await server.engine.start_run(principal.user_id, message, session_id, opts)
+    server.remember_run(handle.run_id, handle.session_id, (principal.tenant_id, principal.user_id))
+    return handle
+
+
+def wants_stream(request: Request) -> bool:
+    return "text/event-stream" in request.headers.get("accept", "")
+
+
 async def _start(
     server: Server, request: Request, principal: Principal, session_id: str | None
 ) -> Response:
     body = await server.json_body(request)
-    message, opts = parse_run_request(body, principal, server.max_input_chars)
-    if session_id is not None:
-        await server.owned_session(principal, session_id)
-    result = await server.engine.run(principal.user_id, message, session_id, opts)
-    headers = {"X-Session-Id": result.session_id, "X-Run-Id": result.run_id}
+    handle = await start_run(server, principal, body, session_id)
+    headers = {"X-Session-Id": handle.session_id, "X-Run-Id": handle.run_id}
+    if wants_stream(request):
+        from ._streams import WithHeaders
+
+        stream = create_sse_response(server.bridge.run_stream(handle.run_id), request)
+        return WithHeaders(stream, headers)
+    result = await handle.result()
     return JsonResponse(result_body(result), headers=headers)
 
 

@@ -94,7 +94,14 @@ def _main(args: argparse.Namespace) -> int:
 
 
 def _engine(config: SpectraConfig, registry: PluginRegistry) -> SessionEngine:
-    engine: SessionEngine = build_engine(config, registry)
+    """The config's engine; with the ``memory`` event log when it names none (the
+    streaming routes read the log)."""
+    overrides: dict[str, Any] = {}
+    if config.event_log is None:
+        from spectra_memory import MemoryEventLog
+
+        overrides["event_log"] = MemoryEventLog()
+    engine: SessionEngine = build_engine(config, registry, **overrides)
     return engine
 
 
@@ -153,17 +160,8 @@ async def serve(
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
-        await engine.stop(drain=False)
-        await _close(engine)
+        await engine.stop(drain=False)  # closes what assembly built
     if not server.started:
         print("spectra serve: the server did not start (see the log above)", file=sys.stderr)
         return 1
     return 0
-
-
-async def _close(engine: SessionEngine) -> None:
-    for part in (engine.session_manager.store, engine.rate_limiter, engine.circuit_breaker):
-        aclose = getattr(part, "aclose", None)
-        if aclose is not None:
-            with contextlib.suppress(Exception):
-                await aclose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from spectra_core import EchoProvider, SessionEngine, SessionManager
-from spectra_memory import InMemorySessionStore
+from spectra_memory import InMemorySessionStore, MemoryEventLog
 from spectra_server import ApiKey, ServerSettings
 
 #: name -> key; see PRINCIPALS for whom each acts as.
@@ -27,4 +27,5 @@ def make_settings(**overrides: Any) -> ServerSettings:
 
 def make_engine(**kwargs: Any) -> SessionEngine:
     kwargs.setdefault("provider", EchoProvider())
+    kwargs.setdefault("event_log", MemoryEventLog())
     return SessionEngine(SessionManager(InMemorySessionStore()), **kwargs)

@@ -172,6 +172,7 @@ async def test_rate_limited_is_429_with_retry_after() -> None:
     config = parse_config(
         {
             "store": {"backend": "memory"},
+            "event_log": {"backend": "memory"},
             "limiter": [
                 {"backend": "memory", "key": "user", "requests_per_window": 1, "window": "1h"}
             ],
