@@ -37,9 +37,11 @@ async def test_the_fastapi_example_mounts_the_api() -> None:
     example = runpy.run_path(str(ROOT / "contrib/examples/fastapi_app.py"))
     app = example["app"]
     transport = httpx.ASGITransport(app=app)
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            assert (await client.get("/")).json()["agents"] == "/agents"
-            run = await client.post("/agents/v1/runs", json={"input": "hi"})
-            assert run.status_code == 200 and run.json()["text"] == "echo: hi"
-            assert (await client.get("/agents/readyz")).status_code == 200
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://test") as client,
+    ):
+        assert (await client.get("/")).json()["agents"] == "/agents"
+        run = await client.post("/agents/v1/runs", json={"input": "hi"})
+        assert run.status_code == 200 and run.json()["text"] == "echo: hi"
+        assert (await client.get("/agents/readyz")).status_code == 200
