@@ -255,3 +255,91 @@ async def test_insecure_serves_a_public_address_as_anonymous(tmp_path: Path) -> 
 )
 def test_is_loopback(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
+
+
+async def test_runs_past_the_grace_period_are_aborted_and_saved(tmp_path: Path) -> None:
+    sessions = tmp_path / "sessions"
+    config = tmp_path / "grace.toml"
+    config.write_text(
+        textwrap.dedent(
+            f"""
+            [store]
+            backend = "fs"
+            directory = "{sessions}"
+            durability = "none"
+
+            [model]
+            provider = "slow"
+            words = 1000
+            delay = 0.05
+
+            [server]
+            drain_timeout = "200ms"
+            """
+        )
+    )
+    env = {**os.environ, "PYTHONPATH": str(_slow_plugin(tmp_path))}
+    proc = await asyncio.create_subprocess_exec(
+        SPECTRA,
+        "serve",
+        "--config",
+        str(config),
+        "--port",
+        "0",
+        "--log-level",
+        "warning",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    url = (
+        (await asyncio.wait_for(proc.stdout.readline(), 60))
+        .decode()
+        .split("listening on ")[1]
+        .strip()
+    )
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+            started = asyncio.Event()
+            count = [0]
+            n = 5
+            streams = [
+                asyncio.ensure_future(_stream_n(client, started, count, n)) for _ in range(n)
+            ]
+            await asyncio.wait_for(started.wait(), 120)
+            proc.send_signal(signal.SIGTERM)
+            results = await asyncio.gather(*streams)
+        assert await asyncio.wait_for(proc.wait(), 60) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    from spectra_core import SessionManager
+    from spectra_fs import FileSystemSessionStore
+
+    manager = SessionManager(FileSystemSessionStore(sessions))
+    for events in results:
+        assert events[-1]["type"] == "run_end" and events[-1]["status"] == "aborted"
+        streamed = "".join(e["delta"]["text"] for e in events if e["type"] == "message_update")
+        session = await manager.load(events[0]["session_id"])
+        saved = [
+            e for e in session.entries if e.type == "message" and e.message.role == "assistant"
+        ]
+        assert saved and saved[-1].message.text == streamed  # the partial answer was kept
+
+
+async def _stream_n(
+    client: httpx.AsyncClient, started: asyncio.Event, count: list[int], n: int
+) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    async with aconnect_sse(
+        client, "POST", "/v1/runs", json={"input": "go"}, headers={"Accept": "text/event-stream"}
+    ) as source:
+        async for sse in source.aiter_sse():
+            if sse.data:
+                events.append(json.loads(sse.data))
+                if len(events) == 4:  # agent_start, turn_start, message_start, first delta
+                    count[0] += 1
+                    if count[0] == n:
+                        started.set()
+    return events
