@@ -87,6 +87,12 @@ class Run:
         self.task.cancel()
         return True
 
+    @staticmethod
+    def abort(run: Run | None, user_id: str | None = None) -> bool:
+        """Abort ``run`` if there is one (and it is ``user_id``'s, when given)."""
+        ok = run is not None and (user_id is None or run.user_id == user_id)
+        return run.cancel(RunStatus.ABORTED) if ok and run is not None else False
+
     async def events(self) -> AsyncIterator[RunEvent]:
         try:
             while True:

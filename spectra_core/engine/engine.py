@@ -229,15 +229,15 @@ class SessionEngine:
         for run in list(self._runs.values()):
             run.cancel(RunStatus.ABORTED)
 
-    def abort_session(self, session_id: str) -> bool:
-        """Abort the run in progress on ``session_id``; False if there is none."""
-        run = self._by_session.get(session_id)
-        return run.cancel(RunStatus.ABORTED) if run is not None else False
+    def abort_session(self, session_id: str, user_id: str | None = None) -> bool:
+        """Abort the run in progress on ``session_id`` (only if ``user_id``'s, when
+        given); False if there is none."""
+        return Run.abort(self._by_session.get(session_id), user_id)
 
-    def abort_run(self, run_id: str) -> bool:
-        """Abort a run of this engine; False if it is not running here."""
-        run = self._runs.get(run_id)
-        return run.cancel(RunStatus.ABORTED) if run is not None else False
+    def abort_run(self, run_id: str, user_id: str | None = None) -> bool:
+        """Abort a run of this engine (only if ``user_id``'s, when given); False if it
+        is not running here."""
+        return Run.abort(self._runs.get(run_id), user_id)
 
     async def health(self) -> ProbeReport:
         """The health probe's report for this engine's lifecycle and load."""
