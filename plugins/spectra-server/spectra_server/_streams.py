@@ -118,7 +118,8 @@ async def run_events(server: Server, request: Request, principal: Principal) -> 
 async def abort_run(server: Server, request: Request, principal: Principal) -> Response:
     run_id = request.path_params["run_id"]
     await run_owner_check(server, principal, run_id)
-    return JsonResponse({"run_id": run_id, "aborted": server.engine.abort_run(run_id)})
+    aborted = server.engine.abort_run(run_id, user_id=principal.user_id)
+    return JsonResponse({"run_id": run_id, "aborted": aborted})
 
 
 class OwnedLog:
@@ -147,7 +148,10 @@ class OwnedLog:
 
 
 class Control:
-    """Starts and aborts runs for one principal's socket (``RunControl`` of spectra-ws)."""
+    """Starts and aborts runs for one principal's socket (``RunControl`` of spectra-ws).
+
+    Not spectra-ws's ``EngineControl``: a session must be the principal's tenant's too
+    (the engine checks the user only), and input and options pass the server's limits."""
 
     def __init__(self, server: Server, principal: Principal) -> None:
         self.server = server
@@ -166,7 +170,7 @@ class Control:
         owner = self.server.session_owner(session_id)
         if owner is None or not self.principal.owns(*owner):
             return False
-        return self.server.engine.abort_session(session_id)
+        return self.server.engine.abort_session(session_id, user_id=self.principal.user_id)
 
 
 async def websocket_endpoint(server: Server, websocket: WebSocket) -> None:
