@@ -95,8 +95,9 @@ def _main(args: argparse.Namespace) -> int:
 
 def _engine(config: SpectraConfig, registry: PluginRegistry) -> SessionEngine:
     """The config's engine; with the ``memory`` event log when it names none (the
-    streaming routes read the log)."""
-    overrides: dict[str, Any] = {}
+    streaming routes read the log). Its backends are closed by :func:`serve` once the
+    connections are, not by ``stop()``: streams may still be read after the drain."""
+    overrides: dict[str, Any] = {"close_backends": False}
     if config.event_log is None:
         from spectra_memory import MemoryEventLog
 
@@ -160,8 +161,27 @@ async def serve(
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
-        await engine.stop(drain=False)  # closes what assembly built
+        await engine.stop(drain=False)
+        await _close_backends(engine)
     if not server.started:
         print("spectra serve: the server did not start (see the log above)", file=sys.stderr)
         return 1
     return 0
+
+
+async def _close_backends(engine: SessionEngine) -> None:
+    """Close the store, limiters, breaker and event log, each once, whatever one raises."""
+    parts = [
+        engine.session_manager.store,
+        engine.rate_limiter,
+        engine.circuit_breaker,
+        engine.event_log,
+    ]
+    for part in {id(p): p for p in parts if p is not None}.values():
+        aclose = getattr(part, "aclose", None)
+        if aclose is None:
+            continue
+        try:
+            await aclose()
+        except Exception as exc:
+            log.warning("not closed", part=type(part).__name__, error=repr(exc))
