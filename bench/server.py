@@ -14,6 +14,11 @@ the server's overhead).
   done; runs/s over HTTP and in-process (the same number of concurrent tasks calling
   ``engine.run``), the medians of ``--rounds`` alternating rounds.
 
+- streams: ``--streams`` SSE clients (raw sockets) join ``--stream-runs`` runs held at
+  a gate (``GET /v1/runs/{id}/events``, ownership read from the log), then the runs are
+  released; errors = clients that got no 200 or no ``run_end``, and the time from the
+  release to the last ``run_end``.
+
 Informational: exits 0.
 """
 
@@ -32,6 +37,7 @@ import httpx
 from spectra_core import EchoProvider, SessionEngine, SessionManager
 from spectra_core.logging import configure_logging
 from spectra_core.testing.asgi_server import serve_asgi
+from spectra_core.testing.providers import GatedProvider
 from spectra_memory import InMemorySessionStore, MemoryEventLog
 from spectra_server import ApiKey, ServerSettings, create_app
 
@@ -122,17 +128,96 @@ async def _bench(args: argparse.Namespace, out: TextIO) -> None:
         await engine.stop(drain=False)
 
 
+async def _sse_client(port: int, path: str, connected: Callable[[bool], None]) -> bool:
+    """Read one stream until run_end; whether it answered 200 and ended with run_end."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n"
+            f"X-API-Key: {KEY}\r\n\r\n".encode()
+        )
+        await writer.drain()
+        head = await reader.readuntil(b"\r\n\r\n")
+        ok = head.startswith(b"HTTP/1.1 200")
+        connected(ok)
+        if not ok:
+            return False
+        tail = b""
+        while True:
+            chunk = await reader.read(65536)
+            if not chunk:
+                return False
+            if b"event: run_end" in tail + chunk:
+                return True
+            tail = chunk[-32:]
+    finally:
+        writer.close()
+
+
+async def _streams(args: argparse.Namespace, out: TextIO) -> None:
+    provider = GatedProvider(before="a streamed answer", after=" and its end")
+    engine = SessionEngine(
+        SessionManager(InMemorySessionStore()),
+        provider=provider,
+        event_log=MemoryEventLog(),
+        max_concurrent_sessions=max(100, args.stream_runs),
+    )
+    engine.start()
+    settings = ServerSettings(api_keys=[ApiKey(tenant="bench", user="bench", key=KEY)])
+    try:
+        async with serve_asgi(create_app(engine, settings), backlog=4096) as url:
+            port = int(url.rsplit(":", 1)[1])
+            handles = [
+                await engine.start_run("bench", f"run {i}", options={"tenant_id": "bench"})
+                for i in range(args.stream_runs)
+            ]
+            await provider.started.wait()
+            ready = asyncio.Event()
+            joined = [0]
+
+            def connected(ok: bool) -> None:
+                joined[0] += 1
+                if joined[0] == args.streams:
+                    ready.set()
+
+            clients = [
+                asyncio.ensure_future(
+                    _sse_client(
+                        port, f"/v1/runs/{handles[i % len(handles)].run_id}/events", connected
+                    )
+                )
+                for i in range(args.streams)
+            ]
+            await ready.wait()
+            start = time.perf_counter()
+            provider.release()
+            results = await asyncio.gather(*clients, return_exceptions=True)
+            elapsed = time.perf_counter() - start
+            errors = sum(1 for r in results if r is not True)
+            out.write("\n| SSE streams | runs | errors | release to last run_end s |\n")
+            out.write("|---|---|---|---|\n")
+            out.write(f"| {args.streams} | {args.stream_runs} | {errors} | {elapsed:.2f} |\n")
+    finally:
+        provider.release()
+        await engine.stop(drain=False)
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     parser = argparse.ArgumentParser(prog="bench.server", description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="30 runs, 10 clients, 1 round")
+    parser.add_argument("--streams", type=int, default=1000)
+    parser.add_argument("--stream-runs", type=int, default=10)
+    parser.add_argument(
+        "--quick", action="store_true", help="30 runs, 10 clients, 1 round, 50 streams"
+    )
     args = parser.parse_args(argv)
     if args.quick:
-        args.runs, args.clients, args.rounds = 30, 10, 1
+        args.runs, args.clients, args.rounds, args.streams, args.stream_runs = 30, 10, 1, 50, 5
     configure_logging("warning")  # a log line per run would be measured too
     asyncio.run(_bench(args, out))
+    asyncio.run(_streams(args, out))
     return 0
 
 

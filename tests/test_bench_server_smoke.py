@@ -25,3 +25,4 @@ def test_server_bench_runs_and_prints_the_tables(monkeypatch: pytest.MonkeyPatch
     assert "| overhead per run |" in text
     assert "| clients | in-process runs/s | HTTP runs/s | HTTP / in-process |" in text
     assert "| 10 |" in text
+    assert "| 50 | 5 | 0 |" in text  # 50 SSE streams on 5 runs, no error
