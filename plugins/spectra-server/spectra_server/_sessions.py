@@ -154,7 +154,7 @@ async def fork_session(server: Server, request: Request, principal: Principal) -
         raise InvalidArgumentError("fork: 'entry_id' must be a string or null")
     fork = await server.engine.session_manager.fork(source.id, entry_id)
     return JsonResponse(
-        session_header(fork), status_code=201, headers={"Location": f"sessions/{fork.id}"}
+        session_header(fork), status_code=201, headers={"Location": f"../{fork.id}"}
     )
 
 

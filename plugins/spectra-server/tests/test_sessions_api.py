@@ -95,6 +95,8 @@ async def test_tree_fork_and_delete(clients: Clients) -> None:
     fork = await alice.post(f"/v1/sessions/{sid}/fork", json={"entry_id": first_answer})
     assert fork.status_code == 201, fork.text
     forked = fork.json()
+    location = fork.request.url.join(fork.headers["Location"])  # relative: works when mounted
+    assert location.path == f"/v1/sessions/{forked['id']}"
     assert forked["forked_from"] == {"session_id": sid, "entry_id": first_answer}
     assert forked["tenant_id"] == "acme" and forked["user_id"] == "alice"
     assert (
