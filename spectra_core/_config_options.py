@@ -21,7 +21,7 @@ from cattrs.v import format_exception
 from .durations import Duration, parse_duration
 from .plugins import closest
 
-__all__ = ["options_converter"]
+__all__ = ["options_converter", "structure_options"]
 
 T = TypeVar("T")
 
@@ -172,3 +172,9 @@ def _path_first(line: str) -> str:
     """cattrs says ``"message @ $.path"``; we say ``"$.path: message"``."""
     message, sep, path = line.rpartition(" @ ")
     return f"{path}: {message}" if sep else line
+
+
+def structure_options(value: Any, cls: type[T], path: str) -> tuple[T | None, list[str]]:
+    """Structure a config table into the attrs class ``cls`` as backends' options are:
+    the object, or None and one ``"$.path: message"`` line per problem."""
+    return _structure(value, cls, path)

@@ -79,6 +79,9 @@ class SpectraConfig:
     health: tuple[BackendConfig, ...] = ()
     event_log: BackendConfig | None = None
     queue: BackendConfig | None = None
+    #: Sections owned by plugins (``[server]`` of spectra-server), interpolated but not
+    #: checked here: the plugin that reads one structures it (:func:`structure_options`).
+    plugin_sections: Mapping[str, Any] = attrs.field(factory=dict)
 
 
 # --- environment interpolation --------------------------------------------------------
@@ -138,7 +141,9 @@ _SECTIONS: dict[str, tuple[BackendKind | None, str, bool]] = {
     "queue": (BackendKind.JOB_QUEUE, "backend", False),
 }
 #: Sections read by other modules (checked here, built there): ``[agents.<name>]``.
-_OTHER_SECTIONS = ("agents",)
+_OTHER_SECTIONS = ("agents", "server")
+#: Sections a plugin reads and checks (kept raw in ``SpectraConfig.plugin_sections``).
+_PLUGIN_SECTIONS = ("server",)
 #: Keys of a section that belong to the assembly, not to the backend's options.
 _ASSEMBLY_KEYS: dict[BackendKind, tuple[str, ...]] = {BackendKind.RATE_LIMITER: ("key",)}
 
@@ -227,6 +232,9 @@ def parse_config(
             from .workers._agents_config import check_agents
 
             errors += check_agents(value)[1]
+            continue
+        if section in _PLUGIN_SECTIONS:
+            parts.setdefault("plugin_sections", {})[section] = value
             continue
         spec = _SECTIONS.get(section)
         if spec is None:

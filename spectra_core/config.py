@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ._closing import aclose_all
-from ._config_options import _message
+from ._config_options import _message, structure_options
 from ._config_options import _structure as _structure  # for the [agents] tables
 from ._config_parse import _SECTIONS as _SECTIONS
 from ._config_parse import MAX_DEPTH as MAX_DEPTH  # documented as spectra_core.config.MAX_DEPTH
@@ -63,6 +63,7 @@ __all__ = [
     "load_config",
     "parse_config",
     "provider_resolver",
+    "structure_options",
 ]
 
 

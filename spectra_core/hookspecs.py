@@ -24,6 +24,7 @@ __all__ = [
     "Register",
     "hookimpl",
     "hookspec",
+    "spectra_register_authenticators",
     "spectra_register_circuit_breakers",
     "spectra_register_commands",
     "spectra_register_event_logs",
@@ -90,6 +91,11 @@ def spectra_register_model_providers(register: Register) -> None:
 @hookspec
 def spectra_register_job_queues(register: Register) -> None:
     """Register job queue backends for worker pools (``[queue] backend = "..."``)."""
+
+
+@hookspec
+def spectra_register_authenticators(register: Register) -> None:
+    """Register authenticators of the HTTP API (``[server.auth] backend = "..."``)."""
 
 
 @hookspec

@@ -58,6 +58,7 @@ class BackendKind(StrEnum):
     MODEL_PROVIDER = "model_provider"
     EVENT_LOG = "event_log"
     JOB_QUEUE = "job_queue"
+    AUTHENTICATOR = "authenticator"
 
     @property
     def hook_name(self) -> str:
@@ -77,6 +78,7 @@ _HOOKS = {
     BackendKind.MODEL_PROVIDER: "spectra_register_model_providers",
     BackendKind.EVENT_LOG: "spectra_register_event_logs",
     BackendKind.JOB_QUEUE: "spectra_register_job_queues",
+    BackendKind.AUTHENTICATOR: "spectra_register_authenticators",
 }
 
 #: The hook through which plugins add sub-commands to the ``spectra`` command.
