@@ -27,7 +27,7 @@ from ..errors import (
     InvalidArgumentError,
     RateLimitedError,
     SessionBusyError,
-    SessionNotFound,
+    SessionNotFoundError,
 )
 from ..ids import validate_id
 from ..manager import SessionManager
@@ -292,7 +292,7 @@ class Admissions:
     async def _load_owned(self, user_id: str, session_id: str) -> Session:
         session = await self.manager.load(session_id)
         if session.user_id is not None and session.user_id != user_id:
-            raise SessionNotFound(session_id)  # never reveal another user's session
+            raise SessionNotFoundError(session_id)  # never reveal another user's session
         return session
 
     def _full(self) -> bool:

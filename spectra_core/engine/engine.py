@@ -268,7 +268,7 @@ class SessionEngine:
 
         Raises before returning when the run cannot start: EngineNotStartedError,
         EngineDrainingError, InvalidArgumentError (bad input, option or id: nothing is
-        claimed), SessionNotFound (unknown session, or one of another user),
+        claimed), SessionNotFoundError (unknown session, or one of another user),
         SessionBusyError, CapacityError. A rate-limited run yields a single ``run_end``
         with status ``rate_limited``.
         """

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import (
     ConflictError,
     InvalidArgumentError,
-    SessionNotFound,
+    SessionNotFoundError,
 )
 from ..ids import validate_id
 from ..manager import SessionManager
@@ -82,7 +82,7 @@ class AgentRunner:
             )
         try:
             session = await self._load()
-        except SessionNotFound as exc:
+        except SessionNotFoundError as exc:
             raise JobFailed(str(exc), retry=False) from None
         done = _finished_before(session, job.id)
         if done is not None:
@@ -94,7 +94,7 @@ class AgentRunner:
             raise JobFailed(f"job options are not valid run options: {exc}", retry=False) from None
         try:
             result = await self._turn(user_id, job.input, merged)
-        except (InvalidArgumentError, SessionNotFound) as exc:
+        except (InvalidArgumentError, SessionNotFoundError) as exc:
             raise JobFailed(f"{type(exc).__name__}: {exc}", retry=False) from None
         outcome = {
             "run_id": result.run_id,
