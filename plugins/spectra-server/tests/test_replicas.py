@@ -21,6 +21,7 @@ from test_serve import SPECTRA, _slow_plugin
 URL = os.environ.get("SPECTRA_REDIS_URL", "redis://127.0.0.1:6379/0")
 KEY = "replica-test-key-0123456789"
 HEADERS = {"Authorization": f"Bearer {KEY}"}
+SSE = "text/event-stream"
 WAIT = 60.0  # a safety net against hangs, never a measurement
 
 
