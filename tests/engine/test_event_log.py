@@ -4,8 +4,8 @@ come and go, and whatever the log does, the run still ends."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 import stamina
@@ -27,11 +27,25 @@ from spectra_core.event_log import LogEntry
 from spectra_core.plugins import load_plugins
 from spectra_core.rate_limit import LocalRateLimiter
 from spectra_core.testing import FakeClock, GatedProvider
-from spectra_memory import MemoryEventLog
 
-from ._doubles import bounded
+if TYPE_CHECKING:
+    from spectra_memory import MemoryEventLog
 
 pytestmark = pytest.mark.needs_plugins
+
+T = TypeVar("T")
+
+
+def memory_log(clock: FakeClock, **kw: Any) -> MemoryEventLog:
+    from spectra_memory import MemoryEventLog
+
+    return MemoryEventLog(clock=clock, **kw)
+
+
+async def bounded(aw: Awaitable[T], seconds: float = 10) -> T:
+    """Await ``aw``, failing the test (not hanging it) if it never completes."""
+    async with asyncio.timeout(seconds):
+        return await aw
 
 
 @pytest.fixture(autouse=True)
@@ -73,7 +87,7 @@ async def test_streaming_through_the_log_shows_what_the_local_stream_shows(
     manager: SessionManager, clock: FakeClock
 ) -> None:
     local = engine_with(manager, clock, provider=script())
-    logged = engine_with(manager, clock, provider=script(), event_log=MemoryEventLog(clock=clock))
+    logged = engine_with(manager, clock, provider=script(), event_log=memory_log(clock))
     options = {"tools": [add]}
     plain = await collect(await local.run_streaming("u", "2+3?", options=options))
     through = await collect(await logged.run_streaming("u", "2+3?", options=options))
@@ -86,7 +100,7 @@ async def test_streaming_through_the_log_shows_what_the_local_stream_shows(
 async def test_the_log_keeps_each_delta_once_not_the_message_so_far(
     manager: SessionManager, clock: FakeClock
 ) -> None:
-    log = MemoryEventLog(clock=clock)
+    log = memory_log(clock)
     text = "word " * 2_000
     engine = engine_with(manager, clock, provider=ScriptedProvider([text], 5), event_log=log)
     handle = await engine.start_run("u", "talk")
@@ -103,7 +117,7 @@ async def test_start_run_returns_at_once_and_readers_join_and_resume(
     manager: SessionManager, clock: FakeClock
 ) -> None:
     gated = GatedProvider()
-    engine = engine_with(manager, clock, provider=gated, event_log=MemoryEventLog(clock=clock))
+    engine = engine_with(manager, clock, provider=gated, event_log=memory_log(clock))
     handle = await engine.start_run("u", "hi")
     while gated.calls < 1:
         await asyncio.sleep(0)
@@ -126,7 +140,7 @@ async def test_start_run_returns_at_once_and_readers_join_and_resume(
 async def test_a_reader_leaving_does_not_stop_the_run(
     manager: SessionManager, clock: FakeClock
 ) -> None:
-    log = MemoryEventLog(clock=clock)
+    log = memory_log(clock)
     engine = engine_with(
         manager, clock, provider=ScriptedProvider(["a b c d e f g"], 1), event_log=log
     )
@@ -154,9 +168,7 @@ async def test_a_rate_limited_start_is_refused_and_a_stream_says_so(
     manager: SessionManager, clock: FakeClock
 ) -> None:
     limiter = LocalRateLimiter(1, 60_000, clock=clock)
-    engine = engine_with(
-        manager, clock, rate_limiter=limiter, event_log=MemoryEventLog(clock=clock)
-    )
+    engine = engine_with(manager, clock, rate_limiter=limiter, event_log=memory_log(clock))
     await (await engine.start_run("u", "one")).result()
     with pytest.raises(RateLimitedError) as info:
         await engine.start_run("u", "two")
@@ -165,27 +177,33 @@ async def test_a_rate_limited_start_is_refused_and_a_stream_says_so(
     assert [(e.type, e.status) for e in events] == [(EventType.RUN_END, RunStatus.RATE_LIMITED)]
 
 
-class BrokenLog(MemoryEventLog):
-    """Opens runs, then fails appends after ``good`` of them (a log server gone away)."""
+class BrokenLog:
+    """A memory log that opens runs, then fails appends after ``good`` of them (a log
+    server gone away)."""
 
     def __init__(self, good: int, clock: FakeClock, refuse_open: bool = False) -> None:
-        super().__init__(clock=clock)
-        self.good, self.refuse_open, self.closed = good, refuse_open, False
+        self.inner = memory_log(clock)
+        self.good, self.refuse_open = good, refuse_open
 
     async def open(self, run_id: str) -> None:
         if self.refuse_open:
             raise ConnectionError("log server unreachable")
-        await super().open(run_id)
+        await self.inner.open(run_id)
 
     async def append(self, event: Mapping[str, Any]) -> LogEntry:
         if self.good <= 0:
             raise ConnectionError("log server gone")
         self.good -= 1
-        return await super().append(event)
+        return await self.inner.append(event)
+
+    async def subscribe(self, run_id: str, after: str | None = None) -> AsyncIterator[LogEntry]:
+        return await self.inner.subscribe(run_id, after)
+
+    async def ping(self) -> None:
+        await self.inner.ping()
 
     async def aclose(self) -> None:
-        self.closed = True
-        await super().aclose()
+        await self.inner.aclose()
 
 
 async def test_a_failing_log_never_stops_a_run_and_stop_still_returns(
@@ -214,7 +232,7 @@ async def test_when_the_log_refuses_a_run_its_stream_is_read_locally(
 
 async def test_abort_run_ends_the_logged_stream(manager: SessionManager, clock: FakeClock) -> None:
     gated = GatedProvider()
-    engine = engine_with(manager, clock, provider=gated, event_log=MemoryEventLog(clock=clock))
+    engine = engine_with(manager, clock, provider=gated, event_log=memory_log(clock))
     handle = await engine.start_run("u", "hi")
     while gated.calls < 1:
         await asyncio.sleep(0)
@@ -242,7 +260,8 @@ async def test_an_assembled_engine_logs_its_runs_and_closes_its_backends() -> No
         {"store": {"backend": "memory"}, "event_log": {"backend": "memory", "max_events": 50}}
     )
     engine = build_engine(config, load_plugins())
-    assert isinstance(engine.event_log, MemoryEventLog) and engine.event_log.max_events == 50
+    assert type(engine.event_log).__name__ == "MemoryEventLog"
+    assert engine.event_log.max_events == 50  # type: ignore[attr-defined]
     engine.start()
     handle = await engine.start_run("u", "hello")
     await bounded(handle.result())
@@ -250,5 +269,6 @@ async def test_an_assembled_engine_logs_its_runs_and_closes_its_backends() -> No
     assert entries[-1].type == "run_end"
     assert set((await engine.health()).checks) == {"store", "event_log"}
     await engine.stop()
+    assert engine.event_log is not None
     with pytest.raises(Exception, match="closed"):
         await engine.event_log.ping()
