@@ -24,7 +24,7 @@ from spectra_core.testing import FakeClock
 from spectra_redis import RedisRateLimiter
 
 _spec = importlib.util.spec_from_file_location(
-    "_limiter_reference", Path(__file__).parents[3] / "tests" / "test_rate_limit_properties.py"
+    "_limiter_reference", Path(__file__).parents[3] / "tests" / "rate_limit" / "test_properties.py"
 )
 assert _spec is not None and _spec.loader is not None
 ref = importlib.util.module_from_spec(_spec)
