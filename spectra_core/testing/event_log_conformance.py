@@ -210,6 +210,22 @@ class EventLogConformance:
             assert await reader == list(range(1, 51))
         assert await late == list(range(21, 51))
 
+    async def test_a_reader_cancelled_while_waiting_does_not_disturb_the_others(
+        self, make_log: MakeEventLog
+    ) -> None:
+        log = await self._log(make_log)
+        run = new_run_id()
+        await self._append(log, run, range(1, 3))
+        readers = [asyncio.ensure_future(drain(await log.subscribe(run))) for _ in range(3)]
+        for _ in range(20):  # let every reader catch up and wait for the next event
+            await asyncio.sleep(0)
+        readers[1].cancel()  # a client disconnecting
+        await asyncio.gather(readers[1], return_exceptions=True)
+        await self._append(log, run, range(3, 5))
+        await self._append(log, run, range(5, 6), type="run_end")
+        assert await readers[0] == [1, 2, 3, 4, 5]
+        assert await readers[2] == [1, 2, 3, 4, 5]
+
     async def test_a_reader_may_subscribe_before_the_first_event(
         self, make_log: MakeEventLog
     ) -> None:

@@ -167,7 +167,9 @@ class MemoryEventLog:
                 continue
             if run.ended or self._closed:
                 return
-            await run.changed()
+            # shared by every reader of the run: one reader's cancellation (a client
+            # leaving) must not cancel it for the others
+            await asyncio.shield(run.changed())
 
     # --- upkeep -----------------------------------------------------------------------
 
