@@ -115,7 +115,7 @@ class HotSessions:
     # --- reading ----------------------------------------------------------------------
 
     async def load(self, session_id: str) -> list[bytes] | None:
-        """``[header json, entry json...]``, or None when Redis does not have the session."""
+        """``[header json, entry json lines]``, or None when Redis does not have the session."""
         found = await self._load(keys=self.keys(session_id), args=[self.ttl_ms])
         return found or None
 

@@ -180,7 +180,8 @@ class RedisSessionStore(RedisUser, StoreBase):
         except _Skipped:
             return await self._cold().load(session_id)
         if found is not None:
-            return self._session(session_id, found[0], found[1:])
+            header, lines = found  # an entry's JSON is one line (newlines are escaped)
+            return self._session(session_id, header, lines.split(b"\n") if lines else [])
         if self.cold_store is None:
             raise SessionNotFoundError(session_id)
         session = await self.cold_store.load(session_id)

@@ -83,9 +83,8 @@ LOAD = (
 local h = redis.call('HGET', KEYS[1], 'h')
 if not h then return false end
 expire(tonumber(ARGV[1]))
-local out = redis.call('LRANGE', KEYS[2], 0, -1)
-table.insert(out, 1, h)
-return out
+-- one bulk string, not one reply element per entry: the client parses two elements
+return {h, table.concat(redis.call('LRANGE', KEYS[2], 0, -1), '\\n')}
 """
 )
 
