@@ -120,7 +120,7 @@ class HotSessions:
         return found or None
 
     async def load_branch(self, session_id: str, tail: int | None) -> list[bytes] | None:
-        """``[header json, total, model change json or b"", entry json...]`` or None."""
+        """``[header json, total, model change json or b"", entry json lines]`` or None."""
         found = await self._branch(keys=self.keys(session_id), args=[self.ttl_ms, tail or 0])
         return found or None
 

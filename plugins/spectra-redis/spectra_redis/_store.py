@@ -206,8 +206,8 @@ class RedisSessionStore(RedisUser, StoreBase):
             session = await self.cold_store.load(session_id)
             await self._warm(session)
             return trim_to_active_branch(session, tail)
-        header, total, model_json, *data = found
-        base = self._session(session_id, header, data)
+        header, total, model_json, lines = found
+        base = self._session(session_id, header, lines.split(b"\n") if lines else [])
         model = None
         if model_json:
             change = entry_from_json(model_json)

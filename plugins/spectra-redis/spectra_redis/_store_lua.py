@@ -90,7 +90,7 @@ return {h, table.concat(redis.call('LRANGE', KEYS[2], 0, -1), '\\n')}
 
 #: ARGV: ttl_ms, tail (0: no limit). Walks the active branch up from the leaf and
 #: returns false (missing) or {header json, total entries, model change json or '',
-#: entry json...} for the window that spectra_core.tree.active_branch_window defines.
+#: the entries' json lines} for the window that spectra_core.tree.active_branch_window defines.
 LOAD_BRANCH = (
     _EXPIRE
     + """
@@ -131,11 +131,11 @@ for i = start - 1, 1, -1 do
     break
   end
 end
-local out = {h[1], h[2], model}
+local lines = {}
 for i = start, n do
-  out[#out + 1] = redis.call('LINDEX', KEYS[2], tonumber(path[i][1]))
+  lines[#lines + 1] = redis.call('LINDEX', KEYS[2], tonumber(path[i][1]))
 end
-return out
+return {h[1], h[2], model, table.concat(lines, '\\n')}
 """
 )
 
