@@ -12,6 +12,7 @@ from typing import Any, Literal, Protocol, Self, TypeAlias, runtime_checkable
 
 import attrs
 
+from ._closing import AsyncResource
 from .errors import InvalidArgumentError
 from .models import ForkOrigin, Session
 
@@ -245,22 +246,5 @@ class BranchLoadingStore(Protocol):
     async def load_branch(self, session_id: str, *, tail: int | None = None) -> Session: ...
 
 
-class StoreBase:
+class StoreBase(AsyncResource):
     """Optional base class: ``async with`` support around ``aclose`` and a no-op ``ping``."""
-
-    async def ping(self) -> None:
-        """Raise if the store cannot serve requests; the default has nothing to check."""
-
-    async def aclose(self) -> None:
-        """Release connections and files; the default has nothing to release."""
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

@@ -11,7 +11,7 @@ import structlog
 
 from ..agent.builtin import EchoProvider
 from ..agent.provider import ModelProvider
-from ..errors import PluginError
+from ..errors import InvalidArgumentError, PluginError
 from ..models import ModelRef
 
 __all__ = ["DEFAULT_MODEL", "ProviderResolver", "Providers", "deprecated_registry"]
@@ -75,8 +75,6 @@ def deprecated_registry(registry: Any, resolve: ProviderResolver | None) -> Prov
 
 def check_settings(**settings: Any) -> None:
     """InvalidArgumentError naming the first engine setting out of range."""
-    from ..errors import InvalidArgumentError
-
     for name in ("max_concurrent_sessions", "max_input_chars", "max_queued_events"):
         value = settings[name]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -14,11 +14,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from enum import StrEnum
-from types import TracebackType
-from typing import Any, Protocol, Self, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
+from .._closing import AsyncResource
 from ..errors import InvalidArgumentError, SpectraError
 from ..ids import validate_id
 
@@ -250,22 +250,5 @@ def check_enqueue(session_id: Any, payload: Any, key: Any) -> None:
         )
 
 
-class JobQueueBase:
+class JobQueueBase(AsyncResource):
     """Optional base class of queue backends: ``async with`` support."""
-
-    async def aclose(self) -> None:
-        """Release connections (nothing by default)."""
-
-    async def ping(self) -> None:
-        """Nothing to reach by default."""
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
