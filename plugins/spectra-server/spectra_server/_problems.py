@@ -24,6 +24,7 @@ from spectra_core.errors import (
     SessionBusyError,
     SessionNotFoundError,
     SpectraError,
+    StoreError,
 )
 from spectra_core.event_log import EventLogGap, RunLogNotFound
 
@@ -69,6 +70,7 @@ _STATUS: list[tuple[type[BaseException], int]] = [
     (EngineDrainingError, 503),
     (EngineNotStartedError, 503),
     (CircuitOpenError, 503),
+    (StoreError, 503),  # after ConflictError: the store is down or refusing
 ]
 #: Retry-After of a 503 that names no delay (capacity, drain): seconds.
 DEFAULT_RETRY_AFTER = 1
@@ -127,6 +129,9 @@ def problem_for(exc: BaseException) -> ProblemResponse:
     if status == 500:
         log.error("request failed", error=f"{type(exc).__name__}: {exc}", exc_info=exc)
         return problem(500, "InternalServerError", "the server failed; see its log")
+    if isinstance(exc, StoreError) and status == 503:  # its message names internal hosts
+        log.error("store unavailable", error=f"{type(exc).__name__}: {exc}")
+        return problem(503, "StoreError", "the session store is unavailable; retry later")
     retry_after = getattr(exc, "retry_after", None)
     return problem(status, type(exc).__name__, str(exc), retry_after=retry_after)
 

@@ -9,11 +9,13 @@ import httpx
 import pytest
 from server_helpers import KEYS, make_engine, make_settings
 
+from spectra_core import Session
 from spectra_core.config import build_engine as build_engine_from_config
 from spectra_core.config import parse_config
-from spectra_core.errors import ConfigError
+from spectra_core.errors import ConfigError, StoreError
 from spectra_core.plugins import load_plugins
 from spectra_core.testing.asgi_server import serve_asgi
+from spectra_memory import InMemorySessionStore
 from spectra_server import create_app, server_settings
 
 Clients = dict[str, httpx.AsyncClient]
@@ -207,3 +209,29 @@ async def test_a_stopped_engine_is_503_with_retry_after(engine, clients: Clients
     ready = await clients["anon"].get("/readyz")
     assert ready.status_code == 503 and ready.json()["ready"] is False
     assert "retry-after" in ready.headers
+
+
+class DownStore(InMemorySessionStore):
+    """A store whose server went away: every save fails as a networked store's does."""
+
+    async def save(self, session: Session) -> None:
+        raise StoreError("saving failed against redis redis://:***@10.0.0.7:6379/0: refused")
+
+
+async def test_a_store_that_is_down_is_503_without_its_internals() -> None:
+    engine = make_engine()
+    engine.session_manager.store = DownStore()
+    engine.start()
+    try:
+        async with serve_asgi(create_app(engine, make_settings())) as url:
+            headers = {"Authorization": f"Bearer {KEYS['alice']}"}
+            async with httpx.AsyncClient(base_url=url, headers=headers) as client:
+                response = await client.post("/v1/runs", json={"input": "hi"})
+        assert response.status_code == 503
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["error"] == "StoreError"
+        assert "10.0.0.7" not in response.text
+        assert int(response.headers["retry-after"]) >= 1
+        assert engine.active_session_count == 0  # nothing held
+    finally:
+        await engine.stop(drain=False)
