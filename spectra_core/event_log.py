@@ -8,6 +8,10 @@ ones until the terminal ``run_end``. A log is bounded: a run keeps its last
 Appending never waits for a reader; a reader that falls so far behind that its next event
 was dropped gets :class:`EventLogGap`.
 
+A run opened with its ``session_id`` is also one of the session's runs, in start order:
+:func:`follow_session` reads every run of a session as one stream (what a client
+watching a conversation wants), resuming after any event id of it.
+
 Backends register under the kind ``event_log`` (``[event_log] backend = "memory"``) and
 prove the contract with :class:`spectra_core.testing.EventLogConformance`.
 """
@@ -35,6 +39,7 @@ __all__ = [
     "build_event_log",
     "check_event",
     "event_id",
+    "follow_session",
     "parse_event_id",
 ]
 
@@ -193,8 +198,10 @@ class EventLogOptions:
 class EventLog(Protocol):
     """Where runs write their events and transports read them, by id."""
 
-    async def open(self, run_id: str) -> None:
-        """Declare a run so readers can subscribe before its first event (idempotent)."""
+    async def open(self, run_id: str, session_id: str | None = None) -> None:
+        """Declare a run so readers can subscribe before its first event (idempotent).
+        With ``session_id``, the run is also the session's latest run (see
+        :meth:`session_runs`)."""
 
     async def append(self, event: Mapping[str, Any]) -> LogEntry:
         """Log the next event of its run (``seq`` one more than the last); never waits
@@ -206,11 +213,58 @@ class EventLog(Protocol):
         InvalidArgumentError (a malformed id, an id of another run or ahead of the log);
         the iterator raises EventLogGap if the reader falls behind what is kept."""
 
+    async def session_runs(
+        self, session_id: str, after_run: str | None = None
+    ) -> AsyncIterator[str]:
+        """The ids of the runs opened on a session, in the order they were opened: those
+        after ``after_run`` or, when ``None``, from the latest run if it has not ended
+        (else from the next one); then each new run as it opens. It never ends by itself
+        (only :meth:`aclose` of the log ends it). Raises now InvalidArgumentError for a
+        malformed id, and RunLogNotFound when ``after_run`` is not a run of the session
+        the log still knows. A log keeps at least the last 100 runs of a session."""
+
     async def ping(self) -> None:
         """Raise if the log cannot be used (a health check)."""
 
     async def aclose(self) -> None:
         """Release connections; readers still waiting end."""
+
+
+async def follow_session(
+    log: EventLog, session_id: str, after: str | None = None
+) -> AsyncIterator[LogEntry]:
+    """Every event of every run of a session, one run after another: from the run in
+    progress (or the next to start), or exactly after the event id ``after`` (of any
+    run of the session). The stream does not end by itself; runs that expire before
+    their turn are skipped. Errors of the ids are raised now, as :meth:`EventLog.subscribe`
+    does."""
+    validate_id(session_id, "session id")
+    after_run = parse_event_id(after)[0] if after is not None else None
+    runs = await log.session_runs(session_id, after_run)
+    first = await log.subscribe(after_run, after) if after_run is not None else None
+    return _session_events(log, runs, first)
+
+
+async def _session_events(
+    log: EventLog, runs: AsyncIterator[str], first: AsyncIterator[LogEntry] | None
+) -> AsyncIterator[LogEntry]:
+    current = first
+    try:
+        if current is not None:
+            async for entry in current:
+                yield entry
+        async for run_id in runs:
+            try:
+                current = await log.subscribe(run_id)
+            except RunLogNotFound:
+                continue  # it expired before its turn
+            async for entry in current:
+                yield entry
+    finally:
+        for it in (current, runs):
+            aclose = getattr(it, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
 
 def build_event_log(config: Any, registry: Any) -> EventLog | None:

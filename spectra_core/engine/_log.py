@@ -94,7 +94,7 @@ class LogWriter:
     async def open(self, run: Run) -> bool:
         try:
             async with asyncio.timeout(self.append_timeout):
-                await self.event_log.open(run.run_id)
+                await self.event_log.open(run.run_id, run.session.id)
         except Exception as exc:
             log.warning("run not logged: the event log refused it", error=_describe(exc))
             return False

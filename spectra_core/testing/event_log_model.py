@@ -34,7 +34,7 @@ from hypothesis.stateful import (
 from ..errors import InvalidArgumentError
 from ..event_log import EventLog, EventLogGap, LogEntry, RunLogNotFound
 from .clock import FakeClock
-from .event_log_conformance import MakeEventLog, build_log, make_event, next_entry
+from ._event_log_helpers import MakeEventLog, build_log, make_event, next_entry
 
 __all__ = ["run_event_log_model"]
 

@@ -185,10 +185,10 @@ class BrokenLog:
         self.inner = memory_log(clock)
         self.good, self.refuse_open = good, refuse_open
 
-    async def open(self, run_id: str) -> None:
+    async def open(self, run_id: str, session_id: str | None = None) -> None:
         if self.refuse_open:
             raise ConnectionError("log server unreachable")
-        await self.inner.open(run_id)
+        await self.inner.open(run_id, session_id)
 
     async def append(self, event: Mapping[str, Any]) -> LogEntry:
         if self.good <= 0:
@@ -198,6 +198,11 @@ class BrokenLog:
 
     async def subscribe(self, run_id: str, after: str | None = None) -> AsyncIterator[LogEntry]:
         return await self.inner.subscribe(run_id, after)
+
+    async def session_runs(
+        self, session_id: str, after_run: str | None = None
+    ) -> AsyncIterator[str]:
+        return await self.inner.session_runs(session_id, after_run)
 
     async def ping(self) -> None:
         await self.inner.ping()

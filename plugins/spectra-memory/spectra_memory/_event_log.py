@@ -34,9 +34,10 @@ class _Run:
     """One run's kept events: ``entries[i]`` has seq ``base + i``; the logical start is
     ``last_seq - max_events + 1`` (the list is compacted now and then, not per append)."""
 
-    __slots__ = ("base", "ended", "entries", "last_seq", "waiter")
+    __slots__ = ("base", "ended", "entries", "last_seq", "session_id", "waiter")
 
-    def __init__(self) -> None:
+    def __init__(self, session_id: str | None = None) -> None:
+        self.session_id = session_id
         self.entries: list[LogEntry] = []
         self.base = 1
         self.last_seq = 0
@@ -53,6 +54,40 @@ class _Run:
         if self.waiter is None:
             self.waiter = asyncio.get_running_loop().create_future()
         return self.waiter
+
+
+class _SessionRuns:
+    """The runs opened on one session, oldest first, each with ``n``, its place among
+    every run the log opened (the last ``SESSION_RUNS`` kept)."""
+
+    __slots__ = ("readers", "runs", "waiter")
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[int, str]] = []
+        self.readers = 0
+        self.waiter: asyncio.Future[None] | None = None
+
+    def add(self, n: int, run_id: str) -> None:
+        if any(r == run_id for _, r in self.runs):
+            return
+        self.runs.append((n, run_id))
+        if len(self.runs) > SESSION_RUNS:
+            del self.runs[0]
+        self.wake()
+
+    def wake(self) -> None:
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def changed(self) -> asyncio.Future[None]:
+        if self.waiter is None:
+            self.waiter = asyncio.get_running_loop().create_future()
+        return self.waiter
+
+
+#: Runs of a session the log remembers (older ones are forgotten first).
+SESSION_RUNS = 100
 
 
 class MemoryEventLog:
@@ -74,6 +109,8 @@ class MemoryEventLog:
         self.retention = float(retention)
         self.clock: Clock = clock or SystemClock()
         self._runs: dict[str, _Run] = {}
+        self._sessions: dict[str, _SessionRuns] = {}
+        self._opened = 0  # runs opened with a session, ever
         self._expiry: OrderedDict[str, float] = OrderedDict()  # ended runs, in end order
         self._closed = False
 
@@ -89,9 +126,22 @@ class MemoryEventLog:
         if self._expiry:
             self._sweep()
 
-    async def open(self, run_id: str) -> None:
+    async def open(self, run_id: str, session_id: str | None = None) -> None:
         self._check_open()
-        self._runs.setdefault(validate_id(run_id, "run id"), _Run())
+        validate_id(run_id, "run id")
+        if session_id is not None:
+            validate_id(session_id, "session id")
+        run = self._runs.get(run_id)
+        if run is None:
+            run = self._runs[run_id] = _Run(session_id)
+        if session_id is None or run.session_id not in (None, session_id):
+            return
+        run.session_id = session_id
+        session = self._sessions.get(session_id)
+        if session is None:
+            session = self._sessions[session_id] = _SessionRuns()
+        self._opened += 1
+        session.add(self._opened, run_id)
 
     async def append(self, event: Mapping[str, Any]) -> LogEntry:
         entry = LogEntry.of(event)
@@ -144,6 +194,45 @@ class MemoryEventLog:
             self._check_kept(run_id, run, cursor)
         return self._follow(run_id, run, cursor)
 
+    async def session_runs(
+        self, session_id: str, after_run: str | None = None
+    ) -> AsyncIterator[str]:
+        self._check_open()
+        validate_id(session_id, "session id")
+        session = self._sessions.get(session_id)
+        runs = session.runs if session is not None else []
+        cursor = self._opened
+        if after_run is not None:
+            validate_id(after_run, "run id")
+            found = [n for n, r in runs if r == after_run]
+            if not found:
+                raise RunLogNotFound(after_run)
+            cursor = found[0]
+        elif runs:
+            n, latest = runs[-1]
+            run = self._runs.get(latest)
+            if run is not None and not run.ended:
+                cursor = n - 1
+        return self._follow_session(session_id, cursor)
+
+    async def _follow_session(self, session_id: str, cursor: int) -> AsyncIterator[str]:
+        while not self._closed:
+            session = self._sessions.get(session_id)
+            if session is None:
+                session = self._sessions[session_id] = _SessionRuns()
+            later = [(n, r) for n, r in session.runs if n > cursor]
+            if later:
+                cursor, run_id = later[0]
+                yield run_id
+                continue
+            session.readers += 1  # counted while waiting: the entry stays meanwhile
+            try:
+                await asyncio.shield(session.changed())
+            finally:
+                session.readers -= 1
+                if not session.readers and not session.runs:
+                    self._sessions.pop(session_id, None)
+
     def _first_seq(self, run: _Run) -> int:
         return max(run.base, run.last_seq - self.max_events + 1)
 
@@ -180,7 +269,16 @@ class MemoryEventLog:
             if deadline > now:
                 break
             del self._expiry[run_id]
-            self._runs.pop(run_id, None)
+            run = self._runs.pop(run_id, None)
+            if run is not None and run.session_id is not None:
+                self._leave_session(run.session_id, run_id)
+
+    def _leave_session(self, session_id: str, run_id: str) -> None:
+        session = self._sessions.get(session_id)
+        if session is not None:
+            session.runs = [(n, r) for n, r in session.runs if r != run_id]
+            if not session.runs and not session.readers:
+                del self._sessions[session_id]
 
     @property
     def run_count(self) -> int:
@@ -195,3 +293,5 @@ class MemoryEventLog:
         self._closed = True
         for run in self._runs.values():
             run.wake()
+        for session in self._sessions.values():
+            session.wake()

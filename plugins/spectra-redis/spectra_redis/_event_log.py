@@ -26,9 +26,9 @@ from spectra_core.ids import validate_id
 
 from ._client import RedisUser
 from ._event_feed import Feed, Hub, entry_from_stream
-from ._event_log_lua import APPEND, OPEN, READ
+from ._event_log_lua import APPEND, OPEN, READ, SESSION_ADD
 
-__all__ = ["EXPIRY_GRACE", "RedisEventLog"]
+__all__ = ["EXPIRY_GRACE", "SESSION_RUNS", "RedisEventLog"]
 
 #: Seconds Redis keeps an ended run's keys after its retention (readers stop seeing the
 #: run at the retention exactly; the grace covers clocks of replicas that differ a little).
@@ -37,6 +37,18 @@ EXPIRY_GRACE = 60.0
 READ_BATCH = 256
 #: Entries of a run each process keeps decoded for its live readers (at most).
 FEED_WINDOW = 1024
+#: Runs of a session the log remembers (at least: older ones are trimmed).
+SESSION_RUNS = 100
+
+
+@attrs.frozen
+class _Stream:
+    """What a reader follows: a run's events, or a session's runs (``name``
+    ``session:<id>``, which no run id can be), with its keys and the entries kept."""
+
+    name: str
+    keys: tuple[str, str]
+    window: int
 
 
 @attrs.frozen
@@ -56,6 +68,7 @@ class _Scripts:
     open: AsyncScript
     append: AsyncScript
     read: AsyncScript
+    session_add: AsyncScript
 
 
 class RedisEventLog(RedisUser):
@@ -117,6 +130,17 @@ class RedisEventLog(RedisUser):
         base = f"{self.key_prefix}:evlog:{{{run_id}}}"
         return f"{base}:s", f"{base}:m"
 
+    def session_keys(self, session_id: str) -> tuple[str, str]:
+        """The session's stream of runs and its meta hash (one hash tag)."""
+        base = f"{self.key_prefix}:evsess:{{{session_id}}}"
+        return f"{base}:s", f"{base}:m"
+
+    def _run_stream(self, run_id: str) -> _Stream:
+        return _Stream(run_id, self.keys(run_id), self.max_events)
+
+    def _session_stream(self, session_id: str) -> _Stream:
+        return _Stream(f"session:{session_id}", self.session_keys(session_id), SESSION_RUNS)
+
     def _ms(self, seconds: float) -> int:
         return round(seconds * 1000)
 
@@ -129,6 +153,7 @@ class RedisEventLog(RedisUser):
                 client.register_script(OPEN),
                 client.register_script(APPEND),
                 client.register_script(READ),
+                client.register_script(SESSION_ADD),
             )
         return scripts
 
@@ -149,14 +174,31 @@ class RedisEventLog(RedisUser):
 
     # --- writing ----------------------------------------------------------------------
 
-    async def open(self, run_id: str) -> None:
+    async def open(self, run_id: str, session_id: str | None = None) -> None:
         self._check_open()
         keys = self.keys(validate_id(run_id, "run id"))
+        if session_id is not None:
+            validate_id(session_id, "session id")
         args = [self._ms(self.clock.time()), self._ms(self.abandon_after)]
         try:
             await self._script().open(keys=keys, args=args)
+            if session_id is not None:
+                await self._add_to_session(session_id, run_id)
         except RedisError as exc:
             raise self.error(exc, f"opening the event log of run {run_id!r}") from exc
+
+    async def _add_to_session(self, session_id: str, run_id: str) -> None:
+        """Append the run to its session's runs (a second hash tag: a second call)."""
+        stream = self._session_stream(session_id)
+        grace = self._ms(self.retention + EXPIRY_GRACE)
+        ttl = max(self._ms(self.abandon_after), grace) if self.abandon_after else 0
+        n = int(
+            await self._script().session_add(keys=stream.keys, args=[run_id, SESSION_RUNS, ttl])
+        )
+        hub = self._hub
+        feed = hub.feeds.get(stream.name) if hub is not None else None
+        if n and feed is not None:
+            feed.add([LogEntry.from_json(stream.name, n, "run", run_id)])
 
     async def append(self, event: Mapping[str, Any]) -> LogEntry:
         entry = LogEntry.of(event)
@@ -205,30 +247,60 @@ class RedisEventLog(RedisUser):
                 raise InvalidArgumentError(
                     f"event id {after!r} belongs to run {after_run!r}, not {run_id!r}"
                 )
-        batch = await self._read(run_id, cursor, after)
-        return _Reader(self, run_id, batch)
+        stream = self._run_stream(run_id)
+        return _Reader(self, stream, await self._read(stream, cursor, after))
 
-    async def _read(self, run_id: str, cursor: int, after: str | None = None) -> _Batch:
-        """The kept events after ``cursor`` (-1: from the first kept), a batch at a time."""
-        args = [cursor, READ_BATCH, self._ms(self.clock.time()), self.max_events]
+    async def session_runs(
+        self, session_id: str, after_run: str | None = None
+    ) -> AsyncIterator[str]:
+        self._check_open()
+        stream = self._session_stream(validate_id(session_id, "session id"))
+        if after_run is not None:
+            validate_id(after_run, "run id")
+        batch = await self._read(stream, -1)  # every kept run: SESSION_RUNS < READ_BATCH
+        cursor = batch.last
+        if after_run is not None:
+            found = [e.seq for e in batch.entries if e.json == after_run]
+            if not found:
+                raise RunLogNotFound(after_run)
+            cursor = found[0]
+        elif batch.entries and not await self._ended(batch.entries[-1].json):
+            cursor = batch.entries[-1].seq - 1
+        later = [e for e in batch.entries if e.seq > cursor]
+        return _RunIds(_Reader(self, stream, attrs.evolve(batch, after=cursor, entries=later)))
+
+    async def _ended(self, run_id: str) -> bool:
+        """Whether a run has ended (or is gone)."""
         try:
-            reply = await self._script().read(keys=self.keys(run_id), args=args)
+            last, end = await self.client().hmget(self.keys(run_id)[1], ["last", "end"])
         except RedisError as exc:
-            raise self.error(exc, f"reading the events of run {run_id!r}") from exc
+            raise self.error(exc, f"reading the state of run {run_id!r}") from exc
+        return last is None or end is not None
+
+    async def _read(self, stream: _Stream, cursor: int, after: str | None = None) -> _Batch:
+        """The kept entries after ``cursor`` (-1: from the first kept), a batch at a time."""
+        name = stream.name
+        args = [cursor, READ_BATCH, self._ms(self.clock.time()), stream.window]
+        try:
+            reply = await self._script().read(keys=stream.keys, args=args)
+        except RedisError as exc:
+            raise self.error(exc, f"reading the events of {name!r}") from exc
         status = reply[0]
         if status == 0:
-            raise RunLogNotFound(run_id)
+            if stream.window == SESSION_RUNS and name.startswith("session:"):
+                return _Batch(0, False, max(cursor, 0), [])  # no run yet
+            raise RunLogNotFound(name)
         if status == 2:
             raise InvalidArgumentError(
-                f"event id {after or f'{run_id}:{cursor}'!r} is ahead of the log of run "
-                f"{run_id!r} (its last event is seq {reply[1]})"
+                f"event id {after or f'{name}:{cursor}'!r} is ahead of the log of run "
+                f"{name!r} (its last event is seq {reply[1]})"
             )
         if status == 3:
-            raise EventLogGap(run_id, cursor, int(reply[2]))
-        entries = [entry_from_stream(run_id, item) for item in reply[4]]
+            raise EventLogGap(name, cursor, int(reply[2]))
+        entries = [entry_from_stream(name, item) for item in reply[4]]
         return _Batch(int(reply[1]), bool(reply[2]), int(reply[3]), entries)
 
-    async def _next(self, run_id: str, hub: Hub, feed: Feed, cursor: int) -> list[LogEntry]:
+    async def _next(self, stream: _Stream, hub: Hub, feed: Feed, cursor: int) -> list[LogEntry]:
         """The entries after ``cursor``: from the feed, from Redis when the feed does not
         have them, or once the hub brings them; [] when the stream ends."""
         while not self._closed and feed.error is None:
@@ -236,7 +308,7 @@ class RedisEventLog(RedisUser):
             if entry is not None:
                 return [entry]
             if cursor < feed.head:
-                batch = await self._read(run_id, cursor)
+                batch = await self._read(stream, cursor)
                 feed.add(batch.entries, batch.last, batch.ended)
                 if batch.entries:
                     return batch.entries
@@ -269,17 +341,17 @@ class RedisEventLog(RedisUser):
 
 
 class _Reader:
-    """One subscription: an async iterator over a run's entries after a cursor.
+    """One subscription: an async iterator over a stream's entries after a cursor.
 
-    It joins the run's feed when made (so events this process appends meanwhile count
-    for its gap checks) and leaves it when it ends, is closed or is collected.
+    It joins the stream's feed when made (so entries this process appends meanwhile
+    count for its gap checks) and leaves it when it ends, is closed or is collected.
     """
 
-    def __init__(self, log: RedisEventLog, run_id: str, batch: _Batch) -> None:
+    def __init__(self, log: RedisEventLog, stream: _Stream, batch: _Batch) -> None:
         self._log = log
-        self._run_id = run_id
+        self._stream = stream
         self._hub = hub = log._feeds()
-        self._feed = feed = hub.attach(run_id, log.keys(run_id)[0])
+        self._feed = feed = hub.attach(stream.name, stream.keys[0])
         self._leave = weakref.finalize(self, hub.detach, feed)
         feed.add(batch.entries, batch.last, batch.ended)
         self._pending = collections.deque(batch.entries)
@@ -294,14 +366,14 @@ class _Reader:
         try:
             if not self._pending:
                 self._pending.extend(
-                    await self._log._next(self._run_id, self._hub, self._feed, self._cursor)
+                    await self._log._next(self._stream, self._hub, self._feed, self._cursor)
                 )
                 if not self._pending:
                     raise StopAsyncIteration
             entry = self._pending.popleft()
-            first = max(1, self._feed.head - self._log.max_events + 1)
+            first = max(1, self._feed.head - self._stream.window + 1)
             if entry.seq < first:  # dropped since it was read
-                raise EventLogGap(self._run_id, self._cursor, first)
+                raise EventLogGap(self._stream.name, self._cursor, first)
         except BaseException:
             self._leave()
             raise
@@ -313,3 +385,19 @@ class _Reader:
     async def aclose(self) -> None:
         """Stop reading (the run goes on)."""
         self._leave()
+
+
+class _RunIds:
+    """A session's runs as run ids (the entries of its stream hold them)."""
+
+    def __init__(self, reader: _Reader) -> None:
+        self._reader = reader
+
+    def __aiter__(self) -> _RunIds:
+        return self
+
+    async def __anext__(self) -> str:
+        return (await anext(self._reader)).json
+
+    async def aclose(self) -> None:
+        await self._reader.aclose()

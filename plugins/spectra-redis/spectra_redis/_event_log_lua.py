@@ -9,13 +9,18 @@
 
 The log a reader sees is exact whatever Redis trimmed: seqs are contiguous, so the kept
 window is ``max(1, last - max_events + 1) .. last``, and anything before it is a gap.
+- ``<prefix>:evsess:{<session_id>}:s`` and ``:m``: a session's runs, in the same shape
+  (READ reads them too): the run opened n-th on the session is the entry ``n-0`` with
+  ``t`` = ``run`` and ``j`` = its run id; the hash holds ``last`` = n and ``run``, the
+  latest run id (so opening a run twice adds it once).
+
 A run whose ``end`` has passed is treated as gone before Redis deletes its keys (their
 TTL is the retention plus a grace period).
 """
 
 from __future__ import annotations
 
-__all__ = ["APPEND", "OPEN", "READ"]
+__all__ = ["APPEND", "OPEN", "READ", "SESSION_ADD"]
 
 #: KEYS: stream, meta. ARGV: now_ms, abandon_ms (0: never). Creates the run if needed
 #: (an expired one is dropped first). Returns 1.
@@ -76,4 +81,21 @@ if m[2] then ended = 1 end
 if after == last then return {1, last, ended, after, {}} end
 local entries = redis.call('XRANGE', KEYS[1], '(' .. after .. '-0', '+', 'COUNT', ARGV[2])
 return {1, last, ended, after, entries}
+"""
+
+#: KEYS: session stream, session meta. ARGV: run_id, max_runs, ttl_ms (0: keep).
+#: Returns the run's place n in the session, or 0 when it is already the latest run.
+SESSION_ADD = """
+if redis.call('HGET', KEYS[2], 'run') == ARGV[1] then return 0 end
+local n = redis.call('HINCRBY', KEYS[2], 'last', 1)
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], n .. '-0', 't', 'run', 'j', ARGV[1])
+redis.call('HSET', KEYS[2], 'run', ARGV[1])
+if tonumber(ARGV[3]) > 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+else
+  redis.call('PERSIST', KEYS[1])
+  redis.call('PERSIST', KEYS[2])
+end
+return n
 """

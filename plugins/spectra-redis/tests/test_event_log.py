@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -13,7 +14,7 @@ import redis.asyncio as aioredis
 from spectra_core import BackendKind, ConfigError
 from spectra_core.config import parse_config
 from spectra_core.errors import InvalidArgumentError
-from spectra_core.event_log import EventLogGap, build_event_log
+from spectra_core.event_log import EventLogGap, LogEntry, build_event_log, follow_session
 from spectra_core.plugins import load_plugins
 from spectra_core.testing.event_log_conformance import WAIT, drain, make_event, new_run_id
 from spectra_redis import RedisEventLog
@@ -227,3 +228,29 @@ async def _until(condition: object) -> None:
     async with asyncio.timeout(WAIT):
         while not condition():
             await asyncio.sleep(0.001)
+
+
+async def test_another_replica_follows_a_session_live(redis_url: str, prefix: str) -> None:
+    """A session followed on one log (replica) while runs open and log on another: the
+    session's stream of runs comes through the reader's XREAD loop too."""
+    writer = RedisEventLog(redis_url, key_prefix=prefix)
+    reader = RedisEventLog(redis_url, key_prefix=prefix)
+    session, first, second = new_run_id(), new_run_id(), new_run_id()
+    stream = await follow_session(reader, session)
+    got = asyncio.ensure_future(_ids(stream, 4))
+    await _blocked(reader, 1)  # waiting for the session's first run
+    for run in (first, second):
+        await writer.open(run, session)
+        await writer.append(make_event(run, 1, "x"))
+        await writer.append(make_event(run, 2, "run_end"))
+    assert await got == [f"{first}:1", f"{first}:2", f"{second}:1", f"{second}:2"]
+    keys = writer.session_keys(session)
+    assert await writer.client().xlen(keys[0]) == 2
+    assert 0 < await writer.client().pttl(keys[1]) <= 86_400_000
+    await writer.aclose()
+    await reader.aclose()
+
+
+async def _ids(stream: AsyncIterator[LogEntry], n: int) -> list[str]:
+    async with asyncio.timeout(WAIT):
+        return [(await anext(stream)).id for _ in range(n)]

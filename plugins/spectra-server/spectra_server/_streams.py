@@ -19,7 +19,7 @@ from spectra_sse import create_sse_response
 from spectra_ws import WsTransport
 
 from ._auth import AuthenticationError, Principal
-from ._context import Server
+from ._context import Owner, Server
 from ._json import JsonResponse
 from ._ops import operation
 from ._runs import start_run
@@ -130,7 +130,7 @@ class OwnedLog:
         self.principal = principal
         self.log = log
 
-    async def open(self, run_id: str) -> None:
+    async def open(self, run_id: str, session_id: str | None = None) -> None:
         raise InvalidArgumentError("clients cannot open runs in the log")
 
     async def append(self, event: Mapping[str, Any]) -> LogEntry:
@@ -139,6 +139,28 @@ class OwnedLog:
     async def subscribe(self, run_id: str, after: str | None = None) -> AsyncIterator[LogEntry]:
         await run_owner_check(self.server, self.principal, run_id)
         return await self.log.subscribe(run_id, after)
+
+    async def session_runs(
+        self, session_id: str, after_run: str | None = None
+    ) -> AsyncIterator[str]:
+        """The session's runs, if the session is the principal's (SessionNotFoundError
+        otherwise, as for a missing one)."""
+        session = await self.server.owned_session(self.principal, session_id, active_branch=True)
+        owner = (session.tenant_id, session.user_id)
+        runs = await self.log.session_runs(session_id, after_run)
+        return self._remembered(runs, session_id, owner)
+
+    async def _remembered(
+        self, runs: AsyncIterator[str], session_id: str, owner: Owner
+    ) -> AsyncIterator[str]:
+        try:
+            async for run_id in runs:
+                self.server.remember_run(run_id, session_id, owner)  # no lookup per run
+                yield run_id
+        finally:
+            aclose = getattr(runs, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
     async def ping(self) -> None:
         await self.log.ping()

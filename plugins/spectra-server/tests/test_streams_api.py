@@ -197,6 +197,37 @@ async def test_websocket_starts_runs_and_keeps_others_runs_out(
         assert json.loads(await ws.recv())["type"] == "error"
 
 
+async def test_websocket_follows_own_sessions_only(base_url: str, clients: Clients) -> None:
+    mine = (await clients["alice"].post("/v1/runs", json={"input": "first"})).json()
+    theirs = (await clients["bob"].post("/v1/runs", json={"input": "bob's"})).json()
+    headers = {"Authorization": f"Bearer {KEYS['alice']}"}
+    async with websockets.connect(_ws_url(base_url), additional_headers=headers) as ws:
+        await ws.send(json.dumps({"op": "subscribe", "session_id": theirs["session_id"]}))
+        refused = json.loads(await ws.recv())
+        assert refused["type"] == "error" and refused["kind"] == "SessionNotFoundError"
+        after = f"{mine['run_id']}:1"
+        await ws.send(
+            json.dumps({"op": "subscribe", "session_id": mine["session_id"], "after": after})
+        )
+        assert json.loads(await ws.recv())["type"] == "subscribed"
+        rest = await _until_run_end(ws)
+        assert [e["seq"] for e in rest] == list(range(2, len(rest) + 2))
+        path = f"/v1/sessions/{mine['session_id']}/runs"
+        second = (await clients["alice"].post(path, json={"input": "second"})).json()
+        events = await _until_run_end(ws)
+    assert {e["run_id"] for e in events} == {second["run_id"]}
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+
+
+async def _until_run_end(ws: Any) -> list[dict[str, Any]]:
+    events = []
+    while not events or events[-1]["type"] != "run_end":
+        message = json.loads(await ws.recv())
+        assert message["type"] == "event", message
+        events.append(message["data"])
+    return events
+
+
 async def test_websocket_without_credentials_is_refused(base_url: str) -> None:
     with pytest.raises(websockets.InvalidStatus) as info:
         async with websockets.connect(_ws_url(base_url)):

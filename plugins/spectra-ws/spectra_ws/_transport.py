@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol, runtime_checkable
 
+import attrs
 import msgspec
 import structlog
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from spectra_core.errors import InvalidArgumentError, SpectraError
-from spectra_core.event_log import EventLog, EventLogGap, LogEntry
+from spectra_core.event_log import EventLog, EventLogGap, LogEntry, follow_session
 
 __all__ = ["CloseCode", "RunControl", "WsTransport", "ws_message"]
 
@@ -64,6 +65,28 @@ class _Slow(Exception):
     pass
 
 
+@attrs.frozen
+class _Target:
+    """What a subscription follows: a run (``run_id``) or a session (``session_id``)."""
+
+    field: str
+    id: str
+
+    @classmethod
+    def of(cls, message: Mapping[str, Any], op: str) -> _Target:
+        run_id, session_id = message.get("run_id"), message.get("session_id")
+        if isinstance(run_id, str) and session_id is None:
+            return cls("run_id", run_id)
+        if isinstance(session_id, str) and run_id is None:
+            return cls("session_id", session_id)
+        raise InvalidArgumentError(f"{op} needs a string 'run_id' or 'session_id' (one of them)")
+
+    @property
+    def key(self) -> str:
+        """Its key among a socket's subscriptions (no id contains ``:``)."""
+        return self.id if self.field == "run_id" else f"session:{self.id}"
+
+
 class _Connection:
     """One socket: a bounded outbox drained by one sender, one pump per subscription."""
 
@@ -84,45 +107,56 @@ class _Connection:
             except TimeoutError:
                 raise _Slow from None
 
-    async def pump(self, run_id: str, after: str | None) -> None:
+    async def pump(self, target: _Target, entries: AsyncIterator[LogEntry]) -> None:
         reason = "ended"
         try:
-            async for entry in await self.t.require_log().subscribe(run_id, after):
+            async for entry in entries:
                 await self.outbox.put(ws_message(entry))
         except EventLogGap as exc:
             reason = f"gap: {exc}"
         except (SpectraError, OSError) as exc:
             reason = f"error: {type(exc).__name__}: {exc}"
         finally:
-            if self.subs.get(run_id) is asyncio.current_task():
-                del self.subs[run_id]
-        await self.reply({"type": "end", "run_id": run_id, "reason": reason})
+            if self.subs.get(target.key) is asyncio.current_task():
+                del self.subs[target.key]
+            aclose = getattr(entries, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        await self.reply({"type": "end", target.field: target.id, "reason": reason})
 
-    async def subscribe(self, run_id: Any, after: Any) -> None:
-        if not isinstance(run_id, str) or not (after is None or isinstance(after, str)):
-            raise InvalidArgumentError("subscribe needs a string 'run_id' and an optional 'after'")
-        await self.t.require_log().subscribe(run_id, after)  # check now: errors answer this message
-        old = self.subs.pop(run_id, None)
+    async def subscribe(self, message: Mapping[str, Any]) -> None:
+        target = _Target.of(message, "subscribe")
+        after = message.get("after")
+        if not (after is None or isinstance(after, str)):
+            raise InvalidArgumentError("subscribe: 'after' must be an event id (a string)")
+        log = self.t.require_log()
+        entries = (  # opened now: their errors answer this message
+            await follow_session(log, target.id, after)
+            if target.field == "session_id"
+            else await log.subscribe(target.id, after)
+        )
+        old = self.subs.pop(target.key, None)
         if old is not None:
             old.cancel()
-        await self.reply({"type": "subscribed", "run_id": run_id, "after": after})
-        self.subs[run_id] = asyncio.ensure_future(self.pump(run_id, after))
+        await self.reply({"type": "subscribed", target.field: target.id, "after": after})
+        self.subs[target.key] = asyncio.ensure_future(self.pump(target, entries))
 
     async def handle(self, message: Mapping[str, Any]) -> None:
         op = message.get("op")
         if op == "ping":
             await self.reply({"type": "pong", "data": message.get("data")})
         elif op == "subscribe":
-            await self.subscribe(message.get("run_id"), message.get("after"))
+            await self.subscribe(message)
         elif op == "unsubscribe":
-            task = self.subs.pop(str(message.get("run_id")), None)
+            target = _Target.of(message, op)
+            task = self.subs.pop(target.key, None)
             if task is not None:
                 task.cancel()
-            await self.reply({"type": "unsubscribed", "run_id": message.get("run_id")})
+            await self.reply({"type": "unsubscribed", target.field: target.id})
         elif op == "start":
             control = self.t.require_control(op)
             run_id = await control.start_run(message)
-            await self.subscribe(run_id, None)
+            await self.subscribe({"run_id": run_id})
             await self.reply({"type": "started", "run_id": run_id})
         elif op == "abort":
             session_id = message.get("session_id")

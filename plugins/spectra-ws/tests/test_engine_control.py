@@ -90,3 +90,67 @@ async def test_a_socket_runs_as_its_principal_and_aborts_only_its_own_runs(
         assert answer[-1]["aborted"] is False
     assert engine.abort_session(alice.session_id, user_id="alice") is True
     assert (await asyncio.wait_for(alice.result(), WAIT)).status == "aborted"
+
+
+async def events_through_runs(ws: ClientConnection, runs: int) -> list[dict[str, Any]]:
+    """The events of a session subscription until ``runs`` runs have ended."""
+    events: list[dict[str, Any]] = []
+    while sum(m["event"] == "run_end" for m in events) < runs:
+        message = await recv(ws)
+        assert message["type"] == "event", message
+        events.append(message)
+    return events
+
+
+async def test_a_socket_follows_a_session_across_its_runs_and_resumes_it(
+    engine: SessionEngine,
+) -> None:
+    transport = WsTransport(engine.event_log)
+    first = await engine.start_run("alice", "one")  # held by the provider's gate
+    session_id = first.session_id
+    async with connected(transport) as ws:
+        await ws.send(json.dumps({"op": "subscribe", "session_id": session_id}))
+        assert await recv(ws) == {"type": "subscribed", "session_id": session_id, "after": None}
+        opening = await recv(ws)  # the run in progress, from its first event
+        assert (opening["id"], opening["event"]) == (f"{first.run_id}:1", "agent_start")
+        engine.default_provider.release()  # type: ignore[attr-defined]
+        await asyncio.wait_for(first.result(), WAIT)
+        second = await engine.start_run("alice", "two", session_id)
+        await asyncio.wait_for(second.result(), WAIT)
+        events = [opening, *await events_through_runs(ws, 2)]
+    runs = [m["data"]["run_id"] for m in events]
+    assert runs == sorted(runs, key=[first.run_id, second.run_id].index)
+    assert {m["data"]["session_id"] for m in events} == {session_id}
+    for run in (first.run_id, second.run_id):
+        seqs = [int(m["id"].rsplit(":", 1)[1]) for m in events if m["data"]["run_id"] == run]
+        assert seqs == list(range(1, len(seqs) + 1))  # each event once, in order
+
+    missed_from = 3  # a client that saw the first three events comes back
+    async with connected(transport) as ws:
+        after = events[missed_from - 1]["id"]
+        await ws.send(json.dumps({"op": "subscribe", "session_id": session_id, "after": after}))
+        assert (await recv(ws))["after"] == after
+        resumed = await events_through_runs(ws, 2)
+    assert [m["id"] for m in resumed] == [m["id"] for m in events[missed_from:]]
+
+
+async def test_a_session_subscription_refuses_ids_of_other_sessions(engine: SessionEngine) -> None:
+    transport = WsTransport(engine.event_log)
+    engine.default_provider.release()  # type: ignore[attr-defined]
+    mine = await engine.start_run("alice", "one")
+    other = await engine.start_run("bob", "two")
+    await asyncio.wait_for(asyncio.gather(mine.result(), other.result()), WAIT)
+    async with connected(transport) as ws:
+        after = f"{other.run_id}:1"
+        await ws.send(
+            json.dumps({"op": "subscribe", "session_id": mine.session_id, "after": after})
+        )
+        error = await recv(ws)
+        assert (error["type"], error["kind"]) == ("error", "RunLogNotFound")
+        for bad in ({"session_id": "a b"}, {"session_id": mine.session_id, "run_id": "x"}, {}):
+            await ws.send(json.dumps({"op": "subscribe", **bad}))
+            assert (await recv(ws))["kind"] in ("InvalidArgumentError", "InvalidIdError")
+        await ws.send(json.dumps({"op": "subscribe", "session_id": mine.session_id}))
+        assert (await recv(ws))["type"] == "subscribed"
+        await ws.send(json.dumps({"op": "unsubscribe", "session_id": mine.session_id}))
+        assert await recv(ws) == {"type": "unsubscribed", "session_id": mine.session_id}
