@@ -33,8 +33,8 @@ from hypothesis.stateful import (
 
 from ..errors import InvalidArgumentError
 from ..event_log import EventLog, EventLogGap, LogEntry, RunLogNotFound
-from .clock import FakeClock
 from ._event_log_helpers import MakeEventLog, build_log, make_event, next_entry
+from .clock import FakeClock
 
 __all__ = ["run_event_log_model"]
 
